@@ -1,0 +1,133 @@
+"""Configuration dataclasses: every hyperparameter of the model and of training lives here.
+
+The defaults are the reference "improved two-tower" Keras system's settings for the GAIIC 2021
+track 3 task, so `ModelConfig()` and `TrainConfig()` reproduce that recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semmatch.errors import ConfigError
+
+FUSION_FEATURES = ("u", "v", "abs_diff", "product", "cosine")
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of the shared query encoder and the matching head."""
+
+    vocab_size: int = 0  # rows of the token embedding, padding row 0 and OOV row included
+    embedding_dim: int = 256
+    max_len: int = 128  # positions with a learned position embedding; longer queries are truncated
+    lstm_hidden: int = 128  # per direction, so the BiLSTM output is 2 * lstm_hidden wide
+    attention_heads: int = 4
+    attention_head_dim: int = 64
+    conv_channels: int = 256
+    conv_kernel_sizes: tuple[int, ...] = (3, 5)
+    projection_dim: int = 512  # the query vector's size
+    head_hidden: tuple[int, ...] = (256, 128)
+    dropout: float = 0.3
+    fusion: tuple[str, ...] = ("u", "v", "abs_diff")
+    oov_id: int = 0  # set when the vocabulary is built: the embedding row for unseen tokens
+
+    def __post_init__(self) -> None:
+        self.conv_kernel_sizes = tuple(self.conv_kernel_sizes)
+        self.head_hidden = tuple(self.head_hidden)
+        self.fusion = tuple(self.fusion)
+        unknown = [name for name in self.fusion if name not in FUSION_FEATURES]
+        if unknown or not self.fusion:
+            raise ConfigError(
+                f"invalid fusion features {list(self.fusion)}: choose from {list(FUSION_FEATURES)}"
+            )
+        if 2 * self.lstm_hidden != self.attention_heads * self.attention_head_dim:
+            # NOTE: the residual connection adds the attention output to the BiLSTM output,
+            # so both must have the same width.
+            raise ConfigError(
+                "attention_heads * attention_head_dim must equal 2 * lstm_hidden "
+                f"(got {self.attention_heads} * {self.attention_head_dim} and 2 * {self.lstm_hidden})"
+            )
+        for kernel in self.conv_kernel_sizes:
+            if kernel % 2 == 0:
+                raise ConfigError(f"conv kernel sizes must be odd for 'same' padding, got {kernel}")
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe; defaults follow the reference system."""
+
+    epochs: int = 50
+    batch_size: int = 512  # global batch: pairs per optimizer step summed over all processes
+    lr: float = 1e-3
+    l2: float = 1e-5  # Keras-style L2 penalty on embeddings and LSTM kernels
+    patience: int = 10  # epochs without a better validation AUC before stopping
+    lr_decay: float = 0.9  # learning rate multiplier per epoch ...
+    lr_decay_after: int = 5  # ... applied after this many epochs
+    seed: int = 42
+    valid_fraction: float = 0.2
+    split: str = "random"  # "random" (stratified) or "query" (query-disjoint)
+    drop_duplicates: bool = False
+    pad_to: int | None = None  # pad every query to this length (the reference's regime: 128)
+    bucket_size_multiplier: int = 50  # batches drawn from pools of this many batches sorted by length
+    eval_batch_size: int = 1024
+    device: str = "auto"
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.split not in ("random", "query"):
+            raise ConfigError(f"invalid split {self.split!r}: use 'random' or 'query'")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"invalid precision {self.precision!r}: use 'fp32' or 'bf16'")
+        if not 0.0 < self.valid_fraction < 1.0:
+            raise ConfigError(f"valid_fraction must be between 0 and 1, got {self.valid_fraction}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.patience < 0:
+            raise ConfigError(f"patience must be at least 0, got {self.patience}")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Convert a config dataclass to a JSON-ready dict (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def build_config(cls: type, values: dict[str, Any], source: str) -> Any:
+    """Build `cls` from a dict, rejecting unknown keys with a message naming `source`."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown {cls.__name__} keys {unknown}; valid keys: {sorted(known)}"
+        )
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ConfigError(f"{source}: {error}") from error
+
+
+def load_toml_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a TOML file with optional [model] and [train] tables.
+
+    Returns:
+        (model_values, train_values): plain dicts to merge with command-line options.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError as error:
+        raise ConfigError(f"config file not found: {path}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from error
+
+    unknown_tables = sorted(set(document) - {"model", "train"})
+    if unknown_tables:
+        raise ConfigError(f"{path}: unknown tables {unknown_tables}; use [model] and [train]")
+    return dict(document.get("model", {})), dict(document.get("train", {}))

@@ -1,0 +1,105 @@
+"""The two-tower matcher: one shared QueryEncoder for both queries and an MLP head over fused features."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semmatch.config import ModelConfig
+from semmatch.encoder import QueryEncoder
+
+
+def fusion_width(config: ModelConfig) -> int:
+    vector_features = sum(name != "cosine" for name in config.fusion)
+    return vector_features * config.projection_dim + ("cosine" in config.fusion)
+
+
+def fuse(u: torch.Tensor, v: torch.Tensor, features: tuple[str, ...]) -> torch.Tensor:
+    """Concatenate the configured features of two query vectors: (batch, dim) x2 -> (batch, width)."""
+    parts = []
+    for name in features:
+        if name == "u":
+            parts.append(u)
+        elif name == "v":
+            parts.append(v)
+        elif name == "abs_diff":
+            parts.append((u - v).abs())
+        elif name == "product":
+            parts.append(u * v)
+        elif name == "cosine":
+            parts.append(F.cosine_similarity(u, v, dim=-1, eps=1e-8).unsqueeze(-1))
+    return torch.cat(parts, dim=-1)
+
+
+class MatchHead(nn.Module):
+    """MLP from fused pair features to one match logit (reference: 256 and 128 ReLU, dropout 0.3)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.features = config.fusion
+        layers: list[nn.Module] = []
+        width = fusion_width(config)
+        for hidden in config.head_hidden:
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(config.dropout)]
+            width = hidden
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        # u, v: (batch, projection_dim) -> (batch,) logits
+        return self.mlp(fuse(u, v, self.features)).squeeze(-1)
+
+
+class TwoTowerModel(nn.Module):
+    """Encoder shared by both queries plus the matching head; outputs logits (sigmoid gives P(match))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = QueryEncoder(config)
+        self.head = MatchHead(config)
+        init_like_keras(self)
+
+    def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Score pairs encoded in one encoder call.
+
+        Args:
+            token_ids: (2 * batch, seq_len): the first half holds the batch's first queries, the
+                second half their partners.
+            lengths: (2 * batch,) real tokens per query.
+
+        Returns:
+            (batch,) match logits.
+        """
+        vectors = self.encoder(token_ids, lengths)  # (2 * batch, dim)
+        u, v = vectors.chunk(2, dim=0)
+        return self.head(u, v)
+
+
+def init_like_keras(model: nn.Module) -> None:
+    """Initialize weights as Keras layers do by default, the reference's starting point.
+
+    Dense and Conv1D kernels: Glorot uniform, zero bias; LSTM: Glorot uniform input kernel,
+    orthogonal recurrent kernel, forget-gate bias 1; embeddings: uniform(-0.05, 0.05).
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv1d)):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.uniform_(module.weight, -0.05, 0.05)
+        elif isinstance(module, nn.LSTM):
+            hidden = module.hidden_size
+            for name, parameter in module.named_parameters():
+                if name.startswith("weight_ih"):
+                    # Keras initializes the (input, 4 * hidden) kernel as one matrix.
+                    nn.init.xavier_uniform_(parameter)
+                elif name.startswith("weight_hh"):
+                    for gate in range(4):
+                        nn.init.orthogonal_(parameter.data[gate * hidden:(gate + 1) * hidden])
+                elif name.startswith("bias_ih"):
+                    nn.init.zeros_(parameter)
+                    parameter.data[hidden:2 * hidden] = 1.0  # PyTorch gate order: input, forget, cell, output
+                elif name.startswith("bias_hh"):
+                    nn.init.zeros_(parameter)
