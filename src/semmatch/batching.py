@@ -29,6 +29,10 @@ class EncodedQueries:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def count_longer_than(self, max_len: int) -> int:
+        """Number of queries that will be truncated to `max_len` tokens."""
+        return int(np.count_nonzero(self.lengths > max_len))
+
     def pad(self, indices: np.ndarray, max_len: int, pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Gather queries into a right-padded (batch, seq_len) int64 tensor and their lengths.
 

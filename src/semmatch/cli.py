@@ -103,7 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(file_handler)
     try:
-        data = prepare_data(args.train, args.valid, train_config, args.format,
+        data = prepare_data(args.train, args.valid, train_config, model_config.max_len, args.format,
                             "skip" if args.skip_invalid else "error", args.encoding, output_dir / "rejects.tsv")
         run_info = {"train_files": args.train, "valid_file": args.valid}
         result = fit(data, model_config, train_config, output_dir, progress=not args.no_progress, run_info=run_info)

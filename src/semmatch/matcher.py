@@ -23,7 +23,7 @@ from semmatch.config import ModelConfig, build_config, config_to_dict
 from semmatch.data import PairSet, _check_id_query
 from semmatch.errors import InputError, ModelFileError
 from semmatch.fileio import atomic_write_bytes, atomic_write_text
-from semmatch.inference import encode_indices, resolve_device, score_pairs
+from semmatch.inference import autocast, encode_indices, resolve_device, score_pairs
 from semmatch.model import TwoTowerModel
 from semmatch.tokenize import IdVocabulary, Vocabulary
 
@@ -78,7 +78,14 @@ class Matcher:
         else:
             tokens, oov = self.vocabulary.map_ids(pairs.query_ids)
             offsets = pairs.query_offsets
-        return EncodedQueries(tokens, offsets), oov
+        encoded = EncodedQueries(tokens, offsets)
+        source = pairs.sources[0] if pairs.sources else "input"
+        if oov:
+            logger.info("%s: %d tokens unseen in training mapped to the OOV embedding", source, oov)
+        truncated = encoded.count_longer_than(self.config.max_len)
+        if truncated:
+            logger.info("%s: %d queries longer than max_len %d tokens were truncated", source, truncated, self.config.max_len)
+        return encoded, oov
 
     def _encode_raw_queries(self, queries: Sequence[QueryLike]) -> EncodedQueries:
         if isinstance(self.vocabulary, Vocabulary):
@@ -142,11 +149,27 @@ class Matcher:
             raise InputError(f"--pad-to {pad_to} exceeds the model's max_len {self.config.max_len}")
         return score_pairs(self.model, queries, a, b, self.batch_size, pad_to, self.device, self.precision)
 
+    @torch.inference_mode()
+    def score_vectors(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Run the head on query vectors from `encode`: row i of `u` against row i of `v`.
+
+        Returns:
+            (len(u),) float64 match probabilities.
+        """
+        u_tensor = torch.as_tensor(np.asarray(u, dtype=np.float32), device=self.device)
+        v_tensor = torch.as_tensor(np.asarray(v, dtype=np.float32), device=self.device)
+        if u_tensor.ndim != 2 or u_tensor.shape != v_tensor.shape:
+            raise InputError(f"expected two (count, dim) arrays of one shape, got {tuple(u_tensor.shape)} and {tuple(v_tensor.shape)}")
+        probabilities = torch.empty(len(u_tensor), device=self.device)
+        for start in range(0, len(u_tensor), 8192):
+            stop = start + 8192
+            with autocast(self.device, self.precision):
+                probabilities[start:stop] = torch.sigmoid(self.model.head(u_tensor[start:stop], v_tensor[start:stop]).float())
+        return probabilities.cpu().numpy().astype(np.float64)
+
     def predict_pairset(self, pairs: PairSet, pad_to: int | None = None) -> np.ndarray:
         """Score every pair of a PairSet read from a file."""
-        queries, oov = self.encode_pairset(pairs)
-        if oov:
-            logger.info("%d tokens were not in the training vocabulary and used the OOV embedding", oov)
+        queries, _ = self.encode_pairset(pairs)
         return self.score_encoded(queries, pairs.a, pairs.b, pad_to)
 
     # Persistence -------------------------------------------------------------------------

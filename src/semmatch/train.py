@@ -83,6 +83,7 @@ def prepare_data(
     train_files: list[str],
     valid_file: str | None,
     config: TrainConfig,
+    max_len: int = 128,
     input_format: str = "auto",
     on_invalid: str = "error",
     encoding: str = "utf-8",
@@ -129,6 +130,10 @@ def prepare_data(
                 counts["valid_positive"], len(vocabulary))
     if valid_oov:
         logger.info("validation: %d tokens unseen in training mapped to the OOV embedding", valid_oov)
+    truncated = queries.count_longer_than(max_len) + valid_queries.count_longer_than(max_len)
+    if truncated:
+        logger.info("%d queries longer than max_len %d tokens will be truncated", truncated, max_len)
+    counts["truncated_queries"] = truncated
 
     return TrainData(
         queries=queries,
