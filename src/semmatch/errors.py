@@ -34,3 +34,9 @@ class ModelFileError(SemmatchError):
 
 class ConfigError(SemmatchError):
     """A configuration file or option has an invalid value."""
+
+
+class TrainingError(SemmatchError):
+    """Training cannot continue (for example the loss became NaN); the last good checkpoint is kept."""
+
+    exit_status = 3

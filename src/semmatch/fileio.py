@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,3 +39,50 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Build a directory under a temporary name and swap it into `path` once the block succeeds.
+
+    NOTE: replacing an existing directory takes two renames (old out, new in), so a crash between
+    them leaves the previous version under `<name>.old-*` instead of at `path`; never a mix of both.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield temp_dir
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f"{path.name}.old-", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(temp_dir, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
+
+
+def check_writable_directory(path: str | Path) -> Path:
+    """Create `path` if needed and make sure files can be written there; raises SemmatchError naming it."""
+    from semmatch.errors import SemmatchError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise SemmatchError(f"output directory is not writable: {path} ({error.strerror}); "
+                            "choose another --output-dir or fix its permissions") from error
+    return path
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -22,7 +22,7 @@ from semmatch.batching import EncodedQueries
 from semmatch.config import ModelConfig, build_config, config_to_dict
 from semmatch.data import PairSet, _check_id_query
 from semmatch.errors import InputError, ModelFileError
-from semmatch.fileio import atomic_write_bytes, atomic_write_text
+from semmatch.fileio import atomic_directory, atomic_write_bytes, atomic_write_text
 from semmatch.inference import autocast, encode_indices, resolve_device, score_pairs
 from semmatch.model import TwoTowerModel
 from semmatch.tokenize import IdVocabulary, Vocabulary
@@ -84,7 +84,7 @@ class Matcher:
             logger.info("%s: %d tokens unseen in training mapped to the OOV embedding", source, oov)
         truncated = encoded.count_longer_than(self.config.max_len)
         if truncated:
-            logger.info("%s: %d queries longer than max_len %d tokens were truncated", source, truncated, self.config.max_len)
+            logger.info("%s: queries longer than max_len %d tokens, truncated: %d", source, self.config.max_len, truncated)
         return encoded, oov
 
     def _encode_raw_queries(self, queries: Sequence[QueryLike]) -> EncodedQueries:
@@ -184,24 +184,27 @@ class Matcher:
 
 
 def save_model(model: TwoTowerModel, vocabulary: Vocabulary | IdVocabulary, path: str | Path) -> None:
-    """Write a model directory (config.json, model.safetensors, vocab.txt for text models)."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    if isinstance(vocabulary, Vocabulary):
-        vocabulary.save(path / VOCAB_FILE)
-        vocab_info = {"kind": "text", "file": VOCAB_FILE, "size": len(vocabulary)}
-    else:
-        vocab_info = {"kind": "ids", "max_id": vocabulary.max_id}
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    atomic_write_bytes(path / WEIGHTS_FILE, save_safetensors(state, metadata={"format": MODEL_FORMAT}))
-    document = {
-        "format": MODEL_FORMAT,
-        "semmatch_version": __version__,
-        "input_format": "text" if isinstance(vocabulary, Vocabulary) else "ids",
-        "vocabulary": vocab_info,
-        "model": config_to_dict(model.config),
-    }
-    atomic_write_text(path / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
+    """Write a model directory (config.json, model.safetensors, vocab.txt for text models).
+
+    The directory is built under a temporary name and renamed into place, so a crash never
+    leaves a half-written model at `path`.
+    """
+    with atomic_directory(path) as directory:
+        if isinstance(vocabulary, Vocabulary):
+            vocabulary.save(directory / VOCAB_FILE)
+            vocab_info = {"kind": "text", "file": VOCAB_FILE, "size": len(vocabulary)}
+        else:
+            vocab_info = {"kind": "ids", "max_id": vocabulary.max_id}
+        state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+        atomic_write_bytes(directory / WEIGHTS_FILE, save_safetensors(state, metadata={"format": MODEL_FORMAT}))
+        document = {
+            "format": MODEL_FORMAT,
+            "semmatch_version": __version__,
+            "input_format": "text" if isinstance(vocabulary, Vocabulary) else "ids",
+            "vocabulary": vocab_info,
+            "model": config_to_dict(model.config),
+        }
+        atomic_write_text(directory / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
 
 
 def load_model_files(path: str | Path) -> tuple[TwoTowerModel, Vocabulary | IdVocabulary]:

@@ -8,9 +8,11 @@ Single process:
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -20,16 +22,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import log_loss
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from semmatch import __version__
 from semmatch.batching import EncodedQueries, bucketed_batches
 from semmatch.config import ModelConfig, TrainConfig, config_to_dict
 from semmatch.data import PairSet, read_pairs
-from semmatch.errors import InputError
-from semmatch.fileio import atomic_open, atomic_write_text
+from semmatch.checkpoint import CHECKPOINT_DIR, load_checkpoint, save_checkpoint, save_rng_state
+from semmatch.distributed import (
+    DistributedContext,
+    all_reduce_sum,
+    barrier,
+    gather_arrays,
+    init_distributed,
+    shard_batches,
+    shutdown_distributed,
+)
+from semmatch.errors import InputError, TrainingError
+from semmatch.fileio import atomic_directory, atomic_open, atomic_write_text
 from semmatch.inference import autocast, resolve_device, score_pairs
-from semmatch.matcher import Matcher, save_model
+from semmatch.matcher import Matcher, load_model_files, save_model
 from semmatch.metrics import safe_auc
 from semmatch.model import TwoTowerModel
 from semmatch.plots import plot_training_history, plot_validation_auc
@@ -209,18 +222,28 @@ class EarlyStopping:
         return self.bad_epochs > 0 and self.bad_epochs >= self.patience
 
 
+@dataclass
+class EpochResult:
+    loss: float
+    auc: float
+    seconds: float
+    pairs: int  # pairs trained by all ranks together
+    batches: list[np.ndarray]  # this rank's batches of pair indices
+
+
 def train_epoch(model, optimizer, data: TrainData, config: TrainConfig, rng: np.random.Generator,
-                device: torch.device, epoch: int, progress: bool) -> tuple[float, float, float]:
-    """Run one epoch; returns (mean loss, training AUC, seconds)."""
+                device: torch.device, epoch: int, progress: bool, context: DistributedContext,
+                max_len: int) -> EpochResult:
+    """Run one epoch over this rank's share of the length-bucketed batches."""
     model.train()
     pair_lengths = np.maximum(data.queries.lengths[data.train_a], data.queries.lengths[data.train_b])
     batches = bucketed_batches(pair_lengths, config.batch_size, rng, config.bucket_size_multiplier)
+    batches = shard_batches(batches, context)
     labels_all = torch.from_numpy(data.train_labels)
-    max_len = model.config.max_len
     total_loss, seen = 0.0, 0
     logits_seen, labels_seen = [], []
     start = time.perf_counter()
-    bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
+    bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not progress or not context.is_main, leave=False)
     for batch in bar:
         query_index = np.concatenate([data.train_a[batch], data.train_b[batch]])
         token_ids, lengths = data.queries.pad(query_index, max_len, config.pad_to)
@@ -229,8 +252,10 @@ def train_epoch(model, optimizer, data: TrainData, config: TrainConfig, rng: np.
             logits = model(token_ids.to(device, non_blocking=True), lengths.to(device))
         loss = F.binary_cross_entropy_with_logits(logits.float(), labels)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} in epoch {epoch}; "
-                                     "lower --lr or check the input data")
+            raise TrainingError(
+                f"training loss became {loss.item()} in epoch {epoch}; training stopped. The last "
+                "completed epoch's checkpoint and the best model are kept. Lower --lr or check the input data"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -240,19 +265,54 @@ def train_epoch(model, optimizer, data: TrainData, config: TrainConfig, rng: np.
         logits_seen.append(logits.detach().float().cpu())
         labels_seen.append(labels_all[batch])
         elapsed = time.perf_counter() - start
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}", pairs_per_s=f"{seen / max(elapsed, 1e-9):.0f}")
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", pairs_per_s=f"{seen * context.world_size / max(elapsed, 1e-9):.0f}")
     seconds = time.perf_counter() - start
-    train_auc = safe_auc(torch.cat(labels_seen).numpy(), torch.cat(logits_seen).numpy())
-    return total_loss / max(seen, 1), train_auc, seconds
+
+    total_loss, seen = all_reduce_sum([total_loss, float(seen)], context, device)
+    all_logits = np.concatenate(gather_arrays(torch.cat(logits_seen).numpy(), context))
+    all_labels = np.concatenate(gather_arrays(torch.cat(labels_seen).numpy(), context))
+    return EpochResult(total_loss / max(seen, 1), safe_auc(all_labels, all_logits), seconds, int(seen), batches)
 
 
-def evaluate_validation(model, data: TrainData, config: TrainConfig, device: torch.device) -> tuple[float, float, np.ndarray]:
-    """Return (validation loss, validation AUC, probabilities) over the whole validation set."""
-    probabilities = score_pairs(model, data.valid_queries, data.valid_a, data.valid_b,
-                                config.eval_batch_size, config.pad_to, device, config.precision)
+def record_epoch(model: torch.nn.Module, pairs_used: list[np.ndarray], epoch: int, context: DistributedContext) -> None:
+    """Save the pair indices this rank trained and a hash of its weights when SEMMATCH_RECORD_DIR is set.
+
+    Tests use it to check that distributed ranks share out every pair exactly once and hold
+    identical weights after each epoch.
+    """
+    directory = os.environ.get("SEMMATCH_RECORD_DIR")
+    if not directory:
+        return
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    used = np.concatenate(pairs_used) if pairs_used else np.zeros(0, np.int64)
+    np.savez(Path(directory) / f"epoch{epoch}_rank{context.rank}.npz", pairs=used, weights_sha256=digest.hexdigest())
+
+
+def evaluate_validation(model, data: TrainData, config: TrainConfig, device: torch.device,
+                        context: DistributedContext) -> tuple[float, float, np.ndarray]:
+    """Return (validation loss, validation AUC, probabilities) over the whole validation set.
+
+    With several ranks, each scores a contiguous share and the shares are gathered in order.
+    """
+    shares = np.array_split(np.arange(len(data.valid_a)), context.world_size)
+    share = shares[context.rank]
+    local = score_pairs(model, data.valid_queries, data.valid_a[share], data.valid_b[share],
+                        config.eval_batch_size, config.pad_to, device, config.precision)
+    probabilities = np.concatenate(gather_arrays(local, context))
     clipped = np.clip(probabilities, 1e-7, 1 - 1e-7)
     val_loss = float(log_loss(data.valid_labels, clipped, labels=[0, 1]))
     return val_loss, safe_auc(data.valid_labels, probabilities), probabilities
+
+
+def _training_device(config: TrainConfig, context: DistributedContext) -> torch.device:
+    device = resolve_device(config.device)
+    if device.type == "cuda" and context.enabled:
+        device = torch.device("cuda", context.local_rank)
+        torch.cuda.set_device(device)
+    return device
 
 
 def fit(
@@ -262,82 +322,131 @@ def fit(
     output_dir: str | Path,
     progress: bool = True,
     run_info: dict | None = None,
+    resume: bool = False,
 ) -> TrainResult:
-    """Train a model on prepared data and write every artifact to `output_dir`."""
+    """Train a model on prepared data and write every artifact to `output_dir`.
+
+    Under torchrun each process trains its share of every batch with DistributedDataParallel;
+    only rank 0 writes files. With `resume`, training continues after the last epoch saved in
+    `output_dir/checkpoint` with the same history, optimizer state and RNG state.
+    """
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device)
+    context = init_distributed(resolve_device(config.device).type)
+    device = _training_device(config, context)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
     model_config.vocab_size = len(data.vocabulary)
     model_config.oov_id = 1 if isinstance(data.vocabulary, Vocabulary) else data.vocabulary.oov_id
     if config.pad_to is not None and config.pad_to > model_config.max_len:
         raise InputError(f"--pad-to {config.pad_to} exceeds --max-len {model_config.max_len}")
+    # Every rank builds the same initial weights from the seed; dropout streams then differ per rank.
+    torch.manual_seed(config.seed)
     model = TwoTowerModel(model_config).to(device)
+    torch.manual_seed(config.seed + context.rank)
     optimizer = build_optimizer(model, config)
-    logger.info("device: %s (%s, %d CPU threads); model parameters: %d", device, config.precision,
-                torch.get_num_threads(), sum(p.numel() for p in model.parameters()))
-
-    effective = {"model": config_to_dict(model_config), "train": config_to_dict(config),
-                 "input_format": data.input_format, **(run_info or {})}
-    atomic_write_text(output_dir / "config.json", json.dumps(effective, indent=2, ensure_ascii=False) + "\n")
-
+    rng = np.random.default_rng(config.seed)
     history: list[dict] = []
     stopper = EarlyStopping(config.patience)
-    best_state = None
-    best_probabilities = None
+
+    checkpoint_dir = output_dir / CHECKPOINT_DIR
+    if resume:
+        saved = load_checkpoint(checkpoint_dir, model, optimizer, context.rank)
+        history = saved["history"]
+        stopper.best, stopper.best_epoch, stopper.bad_epochs = saved["best"], saved["best_epoch"], saved["bad_epochs"]
+        rng.bit_generator.state = saved["numpy_rng"]
+        logger.info("resuming from %s after epoch %d (best val_auc %.4f at epoch %d)",
+                    checkpoint_dir, len(history), stopper.best, stopper.best_epoch)
+    train_model = DistributedDataParallel(model) if context.enabled else model
+
+    if context.is_main:
+        logger.info("device: %s (%s, %d CPU threads, %d processes); model parameters: %d", device, config.precision,
+                    torch.get_num_threads(), context.world_size, sum(p.numel() for p in model.parameters()))
+        effective = {"model": config_to_dict(model_config), "train": config_to_dict(config),
+                     "input_format": data.input_format, **(run_info or {})}
+        atomic_write_text(output_dir / "config.json", json.dumps(effective, indent=2, ensure_ascii=False) + "\n")
+
     train_pairs = len(data.train_a)
-    for epoch_index in range(config.epochs):
+    stopped_early = bool(history) and stopper.should_stop
+    for epoch_index in range(len(history), config.epochs):
+        if stopped_early:
+            break
         epoch = epoch_index + 1
         lr = config.lr * lr_factor(epoch_index, config)
         _set_lr(optimizer, lr)
-        loss, train_auc, seconds = train_epoch(model, optimizer, data, config, rng, device, epoch, progress)
-        val_loss, val_auc, probabilities = evaluate_validation(model, data, config, device)
-        row = {"epoch": epoch, "loss": round(loss, 6), "auc": round(train_auc, 6),
+        result = train_epoch(train_model, optimizer, data, config, rng, device, epoch, progress, context,
+                             model_config.max_len)
+        record_epoch(model, result.batches, epoch, context)
+        val_loss, val_auc, _ = evaluate_validation(model, data, config, device, context)
+        row = {"epoch": epoch, "loss": round(result.loss, 6), "auc": round(result.auc, 6),
                "val_loss": round(val_loss, 6), "val_auc": round(val_auc, 6), "lr": lr,
-               "seconds": round(seconds, 3), "pairs_per_second": round(train_pairs / seconds, 1)}
+               "seconds": round(result.seconds, 3), "pairs_per_second": round(train_pairs / result.seconds, 1)}
         history.append(row)
         improved = stopper.update(val_auc, epoch)
-        logger.info("epoch %d: loss %.4f auc %.4f val_loss %.4f val_auc %.4f lr %.2e %.1fs %.0f pairs/s%s",
-                    epoch, loss, train_auc, val_loss, val_auc, lr, seconds, train_pairs / seconds,
-                    " (best)" if improved else "")
-        if improved:
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            best_probabilities = probabilities
-            save_model(model, data.vocabulary, output_dir / "best")
-        _write_history(history, output_dir / "history.csv")
-        if stopper.should_stop:
+        stopped_early = stopper.should_stop
+        if context.is_main:
+            logger.info("epoch %d: loss %.4f auc %.4f val_loss %.4f val_auc %.4f lr %.2e %.1fs %.0f pairs/s%s",
+                        epoch, result.loss, result.auc, val_loss, val_auc, lr, result.seconds,
+                        train_pairs / result.seconds, " (best)" if improved else "")
+            if improved:
+                save_model(model, data.vocabulary, output_dir / "best")
+            _write_history(history, output_dir / "history.csv")
+            state = {"history": history, "best": stopper.best, "best_epoch": stopper.best_epoch,
+                     "bad_epochs": stopper.bad_epochs, "numpy_rng": rng.bit_generator.state}
+            with atomic_directory(checkpoint_dir) as directory:
+                save_checkpoint(directory, model, optimizer, state)
+                save_rng_state(directory, context.rank)
+        barrier(context)
+        if not context.is_main:
+            save_rng_state(checkpoint_dir, context.rank)
+        if stopped_early and context.is_main:
             logger.info("early stopping: no validation AUC improvement for %d epochs", stopper.bad_epochs)
-            break
 
-    save_model(model, data.vocabulary, output_dir / "final")
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        best_probabilities = probabilities
+    barrier(context)
+    metrics = _finish(model, data, config, output_dir, history, stopper, device, context, run_info)
+    shutdown_distributed(context)
+    matcher = Matcher(model, data.vocabulary, device, config.precision)
+    return TrainResult(matcher, history, metrics, output_dir)
+
+
+def _finish(model, data: TrainData, config: TrainConfig, output_dir: Path, history: list[dict],
+            stopper: EarlyStopping, device: torch.device, context: DistributedContext,
+            run_info: dict | None) -> dict:
+    """Save final/, restore the best weights, and write plots, predictions and metrics (rank 0)."""
+    if context.is_main:
+        save_model(model, data.vocabulary, output_dir / "final")
+    barrier(context)
+    best_dir = output_dir / "best"
+    if best_dir.is_dir():
+        best_model, _ = load_model_files(best_dir)
+        model.load_state_dict(best_model.state_dict())
+    _, _, best_probabilities = evaluate_validation(model, data, config, device, context)
+    if not context.is_main:
+        return {}
+
     plot_training_history(history, output_dir / "training_history.png")
     plot_validation_auc(history, stopper.best_epoch or history[-1]["epoch"], output_dir / "validation_auc_history.png")
     _write_validation_predictions(data, best_probabilities, output_dir / "validation_predictions.csv")
-
     total_seconds = sum(row["seconds"] for row in history)
     metrics = {
         "best_val_auc": stopper.best if stopper.best > -math.inf else None,
         "best_epoch": stopper.best_epoch,
         "epochs_run": len(history),
-        "train_pairs_per_second": round(train_pairs * len(history) / total_seconds, 1),
+        "train_pairs_per_second": round(len(data.train_a) * len(history) / total_seconds, 1),
         "train_seconds": round(total_seconds, 2),
         "device": str(device),
         "precision": config.precision,
+        "processes": context.world_size,
         "semmatch_version": __version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         **data.counts,
+        "inputs": (run_info or {}).get("inputs", {}),
     }
     atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     logger.info("best validation AUC %.4f at epoch %d", stopper.best, stopper.best_epoch)
-    logger.info("wrote %s: best/, final/, history.csv, metrics.json, plots, validation_predictions.csv", output_dir)
-    matcher = Matcher(model, data.vocabulary, device, config.precision)
-    return TrainResult(matcher, history, metrics, output_dir)
+    logger.info("wrote %s: best/, final/, checkpoint/, history.csv, metrics.json, plots, validation_predictions.csv",
+                output_dir)
+    return metrics
