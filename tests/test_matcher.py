@@ -82,3 +82,33 @@ def test_format_mismatch_explained(trained_ids_model, sample_dir):
     matcher = semmatch.load_model(trained_ids_model / "best", device="cpu")
     with pytest.raises(InputError, match="--format ids"):
         matcher.predict_pairset(read_pairs(sample_dir / "valid.tsv"))
+
+
+def test_vector_cache_reuses_vectors_without_changing_scores(trained_text_model, sample_dir):
+    from semmatch.inference import VectorCache
+
+    matcher = semmatch.load_model(trained_text_model / "best", device="cpu")
+    pairs = read_pairs(sample_dir / "valid.tsv")
+    plain = matcher.predict_pairset(pairs)
+    cache = VectorCache(max_entries=10_000)
+    first = matcher.predict_pairset(pairs, cache=cache)
+    assert cache.hits == 0
+    second = matcher.predict_pairset(pairs, cache=cache)
+    assert cache.hits == len(pairs.queries)
+    assert np.allclose(plain, first, atol=1e-6)
+    assert np.allclose(plain, second, atol=1e-6)
+
+
+def test_vector_cache_evicts_least_recent():
+    import torch
+
+    from semmatch.inference import VectorCache
+
+    cache = VectorCache(max_entries=2)
+    cache.put("a", torch.zeros(1))
+    cache.put("b", torch.ones(1))
+    assert cache.get("a") is not None  # "a" is now the most recent
+    cache.put("c", torch.ones(1))
+    assert cache.get("b") is None
+    assert cache.get("a") is not None
+    assert cache.get("c") is not None

@@ -72,3 +72,24 @@ def test_training_on_real_ids_slice_beats_chance(real_data, tmp_path):
     result = fit(data, small_model_config(embedding_dim=64, lstm_hidden=32, attention_head_dim=32,
                                           conv_channels=64, projection_dim=64), config, tmp_path / "run", progress=False)
     assert result.metrics["best_val_auc"] >= 0.65
+
+
+def test_too_few_pairs_to_split_explained(tmp_path):
+    from semmatch.errors import InputError
+
+    path = tmp_path / "one.tsv"
+    path.write_text("1 2\t3\t1\n", encoding="utf-8")
+    with pytest.raises(InputError, match="too few to split"):
+        prepare_data([str(path)], None, TrainConfig())
+
+
+def test_huge_training_id_rejected_before_allocating(tmp_path):
+    from semmatch.errors import InputError
+
+    path = tmp_path / "huge.tsv"
+    path.write_text("".join(f"{i + 1}\t{i + 2}\t{i % 2}\n" for i in range(20)) + "9223372036854775807\t1\t0\n",
+                    encoding="utf-8")
+    valid = tmp_path / "valid.tsv"
+    valid.write_text("1\t2\t1\n3\t4\t0\n", encoding="utf-8")
+    with pytest.raises(InputError, match="renumber the IDs"):
+        prepare_data([str(path)], str(valid), TrainConfig())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -51,6 +52,55 @@ def encode_indices(
     return vectors
 
 
+class VectorCache:
+    """Least-recently-used cache of query vectors keyed by query text, bounded by entry count.
+
+    Prediction streams large files in chunks; queries that repeat across chunks (common in
+    assistant logs and in test files) are encoded once. Each entry costs projection_dim * 4 bytes
+    (2 KiB at the reference size), so the default 100,000 entries hold about 200 MiB.
+    """
+
+    def __init__(self, max_entries: int = 100_000):
+        self.max_entries = max_entries
+        self.vectors: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> torch.Tensor | None:
+        vector = self.vectors.get(key)
+        if vector is not None:
+            self.vectors.move_to_end(key)
+        return vector
+
+    def put(self, key: str, vector: torch.Tensor) -> None:
+        self.vectors[key] = vector
+        self.vectors.move_to_end(key)
+        if len(self.vectors) > self.max_entries:
+            self.vectors.popitem(last=False)
+
+
+def encode_with_cache(model, queries: EncodedQueries, indices: np.ndarray, keys: list[str], cache: VectorCache,
+                      batch_size: int, pad_to: int | None, device: torch.device, precision: str) -> torch.Tensor:
+    """Encode the queries at `indices`, taking vectors of already-seen query texts from `cache`."""
+    vectors = torch.empty(len(indices), model.config.projection_dim, device=device)
+    missing = []
+    for position, index in enumerate(indices):
+        cached = cache.get(keys[index])
+        if cached is None:
+            missing.append(position)
+        else:
+            vectors[position] = cached
+    cache.hits += len(indices) - len(missing)
+    cache.misses += len(missing)
+    if missing:
+        missing = np.asarray(missing)
+        encoded = encode_indices(model, queries, indices[missing], batch_size, pad_to, device, precision)
+        vectors[torch.from_numpy(missing).to(device)] = encoded
+        for position, vector in zip(missing, encoded):
+            cache.put(keys[indices[position]], vector)
+    return vectors
+
+
 @torch.inference_mode()
 def score_pairs(
     model: TwoTowerModel,
@@ -61,13 +111,22 @@ def score_pairs(
     pad_to: int | None = None,
     device: torch.device = torch.device("cpu"),
     precision: str = "fp32",
+    keys: list[str] | None = None,
+    cache: VectorCache | None = None,
 ) -> np.ndarray:
-    """Return match probabilities (float64) for pairs (a[i], b[i]) of query indices."""
+    """Return match probabilities (float64) for pairs (a[i], b[i]) of query indices.
+
+    Each distinct query index is encoded once; with `cache` and `keys` (the query texts),
+    vectors of queries met in earlier calls are reused.
+    """
     model.eval()
     if len(a) == 0:
         return np.zeros(0)
     distinct, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
-    vectors = encode_indices(model, queries, distinct, batch_size, pad_to, device, precision)
+    if cache is not None and keys is not None:
+        vectors = encode_with_cache(model, queries, distinct, keys, cache, batch_size, pad_to, device, precision)
+    else:
+        vectors = encode_indices(model, queries, distinct, batch_size, pad_to, device, precision)
     inverse = torch.from_numpy(inverse).to(device)
     pair_count = len(a)
     probabilities = torch.empty(pair_count, device=device)

@@ -23,7 +23,7 @@ from semmatch.config import ModelConfig, build_config, config_to_dict
 from semmatch.data import PairSet, _check_id_query
 from semmatch.errors import InputError, ModelFileError
 from semmatch.fileio import atomic_directory, atomic_write_bytes, atomic_write_text
-from semmatch.inference import autocast, encode_indices, resolve_device, score_pairs
+from semmatch.inference import VectorCache, autocast, encode_indices, resolve_device, score_pairs
 from semmatch.model import TwoTowerModel
 from semmatch.tokenize import IdVocabulary, Vocabulary
 
@@ -144,10 +144,13 @@ class Matcher:
         a = np.arange(count)
         return self.score_encoded(encoded, a, a + count, pad_to)
 
-    def score_encoded(self, queries: EncodedQueries, a: np.ndarray, b: np.ndarray, pad_to: int | None = None) -> np.ndarray:
+    def score_encoded(self, queries: EncodedQueries, a: np.ndarray, b: np.ndarray, pad_to: int | None = None,
+                      keys: list[str] | None = None, cache: VectorCache | None = None) -> np.ndarray:
+        """Score pairs of encoded query indices; `keys` (query texts) and `cache` reuse earlier vectors."""
         if pad_to is not None and pad_to > self.config.max_len:
             raise InputError(f"--pad-to {pad_to} exceeds the model's max_len {self.config.max_len}")
-        return score_pairs(self.model, queries, a, b, self.batch_size, pad_to, self.device, self.precision)
+        return score_pairs(self.model, queries, a, b, self.batch_size, pad_to, self.device, self.precision,
+                           keys, cache)
 
     @torch.inference_mode()
     def score_vectors(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -167,10 +170,10 @@ class Matcher:
                 probabilities[start:stop] = torch.sigmoid(self.model.head(u_tensor[start:stop], v_tensor[start:stop]).float())
         return probabilities.cpu().numpy().astype(np.float64)
 
-    def predict_pairset(self, pairs: PairSet, pad_to: int | None = None) -> np.ndarray:
-        """Score every pair of a PairSet read from a file."""
+    def predict_pairset(self, pairs: PairSet, pad_to: int | None = None, cache: VectorCache | None = None) -> np.ndarray:
+        """Score every pair of a PairSet read from a file, reusing vectors from `cache` when given."""
         queries, _ = self.encode_pairset(pairs)
-        return self.score_encoded(queries, pairs.a, pairs.b, pad_to)
+        return self.score_encoded(queries, pairs.a, pairs.b, pad_to, pairs.queries, cache)
 
     # Persistence -------------------------------------------------------------------------
 

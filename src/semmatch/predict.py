@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semmatch.data import iter_pair_chunks, read_pairs
+from semmatch.data import iter_pair_chunks, read_pairs, sniff_format
 from semmatch.errors import InputError
 from semmatch.fileio import atomic_open, atomic_write_text
 from semmatch.matcher import Matcher
@@ -17,6 +17,31 @@ from semmatch.metrics import binary_metrics
 from semmatch.plots import plot_roc
 
 logger = logging.getLogger(__name__)
+
+# Invalid lines logged one by one before the rest are only counted.
+MAX_INVALID_LINE_WARNINGS = 20
+
+
+def _input_format_for_model(matcher: Matcher, input_path: str | Path, input_format: str, encoding: str) -> str:
+    """Return the format to read `input_path` in: the model's, after checking that the file looks like it.
+
+    With "auto" the file's format is detected, so a raw-text file given to an ID model (or the
+    reverse) fails with one clear message instead of an error on every line.
+    """
+    if input_format != "auto":
+        return input_format
+    if not Path(input_path).is_file():
+        return matcher.input_format  # the reader reports the missing file
+    detected = sniff_format(Path(input_path), encoding)
+    if detected is not None and detected != matcher.input_format:
+        kinds = {"ids": "token IDs", "text": "raw text"}
+        raise InputError(
+            f"this model reads {kinds[matcher.input_format]} but the file looks like {kinds[detected]}: "
+            f"use a model trained on {detected} data, or pass --format {matcher.input_format} "
+            f"if the file really contains {kinds[matcher.input_format]}",
+            str(input_path),
+        )
+    return matcher.input_format
 
 
 def predict_file(
@@ -38,8 +63,9 @@ def predict_file(
     Returns:
         counts: pairs written, invalid lines, OOV tokens.
     """
-    if input_format == "auto":
-        input_format = matcher.input_format
+    if on_invalid not in ("error", "nan"):
+        raise InputError(f"invalid on_invalid {on_invalid!r}: use error or nan")
+    input_format = _input_format_for_model(matcher, input_path, input_format, encoding)
     keep = "keep" if on_invalid == "nan" else "error"
     written = invalid = oov_total = 0
     with atomic_open(output_path) as handle:
@@ -50,11 +76,15 @@ def predict_file(
             lines = {int(line): f"{p:.6f}" for line, p in zip(chunk.line_numbers, probabilities)}
             for item in chunk.invalid_lines:
                 lines[item.line] = "nan"
-                logger.warning("%s:%d: %s; wrote nan", item.path, item.line, item.reason)
-            invalid += len(chunk.invalid_lines)
+                if invalid < MAX_INVALID_LINE_WARNINGS:
+                    logger.warning("%s:%d: %s: wrote nan", item.path, item.line, item.reason)
+                invalid += 1
             for line in sorted(lines):
                 handle.write(lines[line] + "\n")
             written += len(lines)
+    if invalid > MAX_INVALID_LINE_WARNINGS:
+        logger.warning("%d more invalid lines written as nan (only the first %d are listed)",
+                       invalid - MAX_INVALID_LINE_WARNINGS, MAX_INVALID_LINE_WARNINGS)
     logger.info("wrote %d probabilities to %s (%d invalid lines as nan, %d OOV tokens)",
                 written, output_path, invalid, oov_total)
     if zip_path is not None:
@@ -80,9 +110,9 @@ def evaluate_file(
     pad_to: int | None = None,
 ) -> dict:
     """Score a labeled file and return AUC, log loss, accuracy and F1 (at 0.5 and best-F1 threshold)."""
-    if input_format == "auto":
-        input_format = matcher.input_format
-    pairs = read_pairs(input_path, input_format, "required", "error", encoding)
+    input_format = _input_format_for_model(matcher, input_path, input_format, encoding)
+    # evaluate has no option to skip lines, since skipping would change the metrics silently.
+    pairs = read_pairs(input_path, input_format, "required", "error", encoding, invalid_hint=None)
     probabilities = matcher.predict_pairset(pairs, pad_to)
     labels = pairs.labels.astype(np.int64)
     metrics = binary_metrics(labels, probabilities)
@@ -99,10 +129,3 @@ def evaluate_file(
                 handle.write(f"{p:.6f}\n")
         logger.info("wrote metrics.json, roc_curve.png and predictions.tsv to %s", output_dir)
     return metrics
-
-
-def check_line_count(expected: int, output_path: str | Path) -> None:
-    with open(output_path, encoding="utf-8") as handle:
-        count = sum(1 for _ in handle)
-    if count != expected:
-        raise InputError(f"wrote {count} lines but expected {expected}", str(output_path))

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from semmatch.data import PairSet
+from semmatch.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,16 @@ def query_split(pairs: PairSet, valid_fraction: float, seed: int) -> Split:
     return Split(train, valid, dropped)
 
 
+MIN_PAIRS_TO_SPLIT = 10
+
+
 def make_split(pairs: PairSet, mode: str, valid_fraction: float, seed: int) -> Split:
+    if len(pairs) < MIN_PAIRS_TO_SPLIT:
+        raise InputError(
+            f"only {len(pairs)} valid pairs: too few to split off a validation set "
+            f"(at least {MIN_PAIRS_TO_SPLIT}); add data or give a separate --valid file",
+            ", ".join(pairs.sources),
+        )
     if mode == "query":
         return query_split(pairs, valid_fraction, seed)
     return random_split(pairs.labels, valid_fraction, seed)

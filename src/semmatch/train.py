@@ -51,6 +51,8 @@ from semmatch.tokenize import IdVocabulary, Vocabulary
 
 logger = logging.getLogger(__name__)
 
+# One embedding row per ID: 2 million rows of 256 float32 values take about 2 GB.
+MAX_ID_VOCABULARY = 2_000_000
 HISTORY_COLUMNS = ["epoch", "loss", "auc", "val_loss", "val_auc", "lr", "seconds", "pairs_per_second"]
 
 
@@ -130,6 +132,13 @@ def prepare_data(
         query_used[used] = True
         token_used = np.repeat(query_used, np.diff(pairs.query_offsets))
         max_id = int(pairs.query_ids[token_used].max())
+        if max_id > MAX_ID_VOCABULARY:
+            raise InputError(
+                f"the largest training ID is {max_id}, but the embedding has one row per ID up to the largest "
+                f"and at most {MAX_ID_VOCABULARY} rows are supported (about 2 GB of weights at 256 "
+                "dimensions); renumber the IDs densely from 1 (GAIIC files use IDs up to 33957)",
+                ", ".join(pairs.sources),
+            )
         vocabulary = IdVocabulary(max_id)
 
     queries, _ = _encode(pairs, vocabulary)
@@ -145,7 +154,7 @@ def prepare_data(
         logger.info("validation: %d tokens unseen in training mapped to the OOV embedding", valid_oov)
     truncated = queries.count_longer_than(max_len) + valid_queries.count_longer_than(max_len)
     if truncated:
-        logger.info("%d queries longer than max_len %d tokens will be truncated", truncated, max_len)
+        logger.info("queries longer than max_len %d tokens, truncated: %d", max_len, truncated)
     counts["truncated_queries"] = truncated
 
     return TrainData(
