@@ -112,3 +112,11 @@ def test_vector_cache_evicts_least_recent():
     assert cache.get("b") is None
     assert cache.get("a") is not None
     assert cache.get("c") is not None
+
+
+def test_pad_to_128_scores_equal_default(trained_ids_model, sample_dir):
+    matcher = semmatch.load_model(trained_ids_model / "best", device="cpu")
+    pairs = read_pairs(sample_dir / "test.ids.tsv")
+    default = matcher.predict_pairset(pairs)
+    padded = matcher.predict_pairset(pairs, pad_to=128)
+    assert np.abs(default - padded).max() <= 1e-5
