@@ -12,6 +12,7 @@ import numpy as np
 from semmatch.data import iter_pair_chunks, read_pairs, sniff_format
 from semmatch.errors import InputError
 from semmatch.fileio import atomic_open, atomic_write_text
+from semmatch.inference import VectorCache
 from semmatch.matcher import Matcher
 from semmatch.metrics import binary_metrics
 from semmatch.plots import plot_roc
@@ -54,9 +55,12 @@ def predict_file(
     pad_to: int | None = None,
     chunk_lines: int = 20_000,
     zip_path: str | Path | None = None,
+    cache_entries: int = 100_000,
 ) -> dict:
     """Write one probability per input pair (6 decimals), streaming the input in chunks.
 
+    Memory stays bounded whatever the file size: `chunk_lines` lines are read at a time, and
+    vectors of queries that repeat across chunks are kept in an LRU cache of `cache_entries`.
     Output line i belongs to input pair i. With on_invalid="nan", invalid lines get `nan` in
     their place instead of stopping the run, so no line is dropped or shifted.
 
@@ -68,11 +72,12 @@ def predict_file(
     input_format = _input_format_for_model(matcher, input_path, input_format, encoding)
     keep = "keep" if on_invalid == "nan" else "error"
     written = invalid = oov_total = 0
+    cache = VectorCache(cache_entries)
     with atomic_open(output_path) as handle:
         for chunk in iter_pair_chunks(input_path, input_format, chunk_lines, keep, encoding):
             queries, oov = matcher.encode_pairset(chunk)
             oov_total += oov
-            probabilities = matcher.score_encoded(queries, chunk.a, chunk.b, pad_to)
+            probabilities = matcher.score_encoded(queries, chunk.a, chunk.b, pad_to, chunk.queries, cache)
             lines = {int(line): f"{p:.6f}" for line, p in zip(chunk.line_numbers, probabilities)}
             for item in chunk.invalid_lines:
                 lines[item.line] = "nan"
@@ -87,6 +92,7 @@ def predict_file(
                        invalid - MAX_INVALID_LINE_WARNINGS, MAX_INVALID_LINE_WARNINGS)
     logger.info("wrote %d probabilities to %s (%d invalid lines as nan, %d OOV tokens)",
                 written, output_path, invalid, oov_total)
+    logger.info("query vectors: %d encoded, %d taken from the cache of repeated queries", cache.misses, cache.hits)
     if zip_path is not None:
         write_submission_zip(output_path, zip_path)
     return {"pairs": written, "invalid_lines": invalid, "oov_tokens": oov_total}
