@@ -79,10 +79,14 @@ class VectorCache:
             self.vectors.popitem(last=False)
 
 
-def encode_with_cache(model, queries: EncodedQueries, indices: np.ndarray, keys: list[str], cache: VectorCache,
-                      batch_size: int, pad_to: int | None, device: torch.device, precision: str) -> torch.Tensor:
-    """Encode the queries at `indices`, taking vectors of already-seen query texts from `cache`."""
-    vectors = torch.empty(len(indices), model.config.projection_dim, device=device)
+def fill_from_cache(indices: np.ndarray, keys: list[str], cache: VectorCache, vectors, encode_missing):
+    """Fill `vectors` (one row per index) from `cache`, encoding only the queries it lacks.
+
+    Args:
+        indices: query indices; `keys[index]` is the query text used as the cache key.
+        vectors: preallocated (len(indices), dim) torch tensor or NumPy array, filled in place.
+        encode_missing: function from an array of query indices to their vectors (same kind as `vectors`).
+    """
     missing = []
     for position, index in enumerate(indices):
         cached = cache.get(keys[index])
@@ -94,10 +98,10 @@ def encode_with_cache(model, queries: EncodedQueries, indices: np.ndarray, keys:
     cache.misses += len(missing)
     if missing:
         missing = np.asarray(missing)
-        encoded = encode_indices(model, queries, indices[missing], batch_size, pad_to, device, precision)
-        vectors[torch.from_numpy(missing).to(device)] = encoded
-        for position, vector in zip(missing, encoded):
-            cache.put(keys[indices[position]], vector)
+        vectors[missing] = encode_missing(indices[missing])
+        for position in missing:
+            row = vectors[position]
+            cache.put(keys[indices[position]], row.copy() if isinstance(row, np.ndarray) else row.clone())
     return vectors
 
 
@@ -124,7 +128,9 @@ def score_pairs(
         return np.zeros(0)
     distinct, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
     if cache is not None and keys is not None:
-        vectors = encode_with_cache(model, queries, distinct, keys, cache, batch_size, pad_to, device, precision)
+        vectors = torch.empty(len(distinct), model.config.projection_dim, device=device)
+        fill_from_cache(distinct, keys, cache, vectors,
+                        lambda missing: encode_indices(model, queries, missing, batch_size, pad_to, device, precision))
     else:
         vectors = encode_indices(model, queries, distinct, batch_size, pad_to, device, precision)
     inverse = torch.from_numpy(inverse).to(device)

@@ -38,7 +38,7 @@ from semmatch.batching import EncodedQueries, sorted_batches
 from semmatch.config import ModelConfig, build_config
 from semmatch.errors import InputError, ModelFileError
 from semmatch.fileio import atomic_write_text
-from semmatch.inference import VectorCache
+from semmatch.inference import VectorCache, fill_from_cache
 from semmatch.matcher import CONFIG_FILE, VOCAB_FILE, Matcher, load_model
 from semmatch.model import TwoTowerModel
 from semmatch.tokenize import IdVocabulary, Vocabulary
@@ -292,30 +292,13 @@ class OnnxMatcher(Matcher):
             return np.zeros(0)
         distinct, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
         if cache is not None and keys is not None:
-            vectors = self._encode_with_cache(queries, distinct, keys, cache, pad_to)
+            vectors = np.empty((len(distinct), self.config.projection_dim), dtype=np.float32)
+            fill_from_cache(distinct, keys, cache, vectors,
+                            lambda missing: self._encode_indices(queries, missing, pad_to))
         else:
             vectors = self._encode_indices(queries, distinct, pad_to)
         count = len(a)
         return self.score_vectors(vectors[inverse[:count]], vectors[inverse[count:]])
-
-    def _encode_with_cache(self, queries: EncodedQueries, indices: np.ndarray, keys: list[str],
-                           cache: VectorCache, pad_to: int | None) -> np.ndarray:
-        vectors = np.empty((len(indices), self.config.projection_dim), dtype=np.float32)
-        missing = []
-        for position, index in enumerate(indices):
-            cached = cache.get(keys[index])
-            if cached is None:
-                missing.append(position)
-            else:
-                vectors[position] = cached
-        cache.hits += len(indices) - len(missing)
-        cache.misses += len(missing)
-        if missing:
-            missing = np.asarray(missing)
-            vectors[missing] = self._encode_indices(queries, indices[missing], pad_to)
-            for position in missing:
-                cache.put(keys[indices[position]], vectors[position].copy())
-        return vectors
 
     def score_vectors(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Run head.onnx on row pairs of query vectors; returns (len(u),) float64 probabilities."""
