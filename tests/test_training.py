@@ -93,3 +93,20 @@ def test_huge_training_id_rejected_before_allocating(tmp_path):
     valid.write_text("1\t2\t1\n3\t4\t0\n", encoding="utf-8")
     with pytest.raises(InputError, match="renumber the IDs"):
         prepare_data([str(path)], str(valid), TrainConfig())
+
+
+def test_output_files_get_umask_permissions(tmp_path):
+    import os
+    import stat
+
+    from semmatch.fileio import atomic_directory, atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "out.txt", "x\n")
+        with atomic_directory(tmp_path / "model") as directory:
+            (directory / "f").write_text("y")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755

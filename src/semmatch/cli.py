@@ -106,7 +106,7 @@ def _add_serving_commands(commands, common: argparse.ArgumentParser) -> None:
     index.add_argument("--encoding", default="utf-8", help="text encoding of the queries file (default: utf-8)")
     _add_backend_options(index)
 
-    search = commands.add_parser("search", parents=[common], help="find the best-matching bank queries for queries")
+    search = commands.add_parser("search", parents=[common], help="find the bank queries that best match new queries")
     search.add_argument("--index", required=True, metavar="DIR", help="bank directory written by semmatch index")
     search.add_argument("--model", required=True, metavar="DIR", help="the model the bank was built with")
     search.add_argument("--query", action="append", metavar="TEXT", help="a query to search for (repeat for several)")

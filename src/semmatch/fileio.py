@@ -12,12 +12,20 @@ from pathlib import Path
 from typing import IO
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file beside `path` and rename it over `path` once the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp creates the file as 0600; give it the permissions a plain open() would.
+    os.chmod(temp_name, 0o666 & ~_current_umask())
     binary = "b" in mode
     try:
         with os.fdopen(descriptor, mode, encoding=None if binary else encoding, newline=None if binary else "") as handle:
@@ -51,6 +59,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(temp_dir, 0o777 & ~_current_umask())  # mkdtemp creates 0700
     try:
         yield temp_dir
         old = None
