@@ -13,7 +13,7 @@ import torch
 
 
 def data_dir() -> Path:
-    """The real data directory: SEMMATCH_DATA, or ../shared/data beside the checkout."""
+    """Return the real data directory: SEMMATCH_DATA, or ../shared/data beside the checkout."""
     value = os.environ.get("SEMMATCH_DATA")
     path = Path(value) if value else Path(__file__).resolve().parents[2] / "shared" / "data"
     if not (path / "xiaobu" / "pairs.ids.tsv").is_file():

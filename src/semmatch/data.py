@@ -183,7 +183,7 @@ def parse_id_queries(queries: list[str]) -> tuple[np.ndarray, np.ndarray]:
     np.cumsum(lengths, out=offsets[1:])
     ids = np.array(" ".join(queries).split(), dtype=np.int64) if queries else np.zeros(0, np.int64)
     if len(ids) != offsets[-1]:
-        # Queries with repeated spaces split into fewer fields than the space count says.
+        # Queries with repeated spaces split into fewer fields than their space count suggests.
         parts = [np.array(query.split(), dtype=np.int64) for query in queries]
         lengths = np.array([len(part) for part in parts], dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])

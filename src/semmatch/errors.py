@@ -29,7 +29,7 @@ class InputError(SemmatchError):
 
 
 class ModelFileError(SemmatchError):
-    """A model directory is missing a file or holds a corrupt one."""
+    """A model directory is missing a file or contains a corrupt one."""
 
 
 class ConfigError(SemmatchError):
