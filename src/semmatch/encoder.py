@@ -93,6 +93,7 @@ class QueryEncoder(nn.Module):
         self.convs = nn.ModuleList(convs)
         self.projection = nn.Linear(2 * config.conv_channels, config.projection_dim)
         self.dropout = nn.Dropout(config.dropout)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
 
     def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Encode a right-padded batch.
@@ -110,6 +111,7 @@ class QueryEncoder(nn.Module):
         mask_3d = mask.unsqueeze(-1)  # (batch, seq_len, 1)
 
         x = self.token_embedding(token_ids) + self.position_embedding(positions)  # (batch, seq_len, emb)
+        x = self.embedding_dropout(x)
         x = self.bilstm(x, lengths)  # (batch, seq_len, width)
         x = self.norm(x + self.attention(x, mask))
 

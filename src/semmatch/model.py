@@ -38,6 +38,7 @@ class MatchHead(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.features = config.fusion
+        self.symmetric = config.symmetric
         layers: list[nn.Module] = []
         width = fusion_width(config)
         for hidden in config.head_hidden:
@@ -48,7 +49,13 @@ class MatchHead(nn.Module):
 
     def forward(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         # u, v: (batch, projection_dim) -> (batch,) logits
-        return self.mlp(fuse(u, v, self.features)).squeeze(-1)
+        if not self.symmetric:
+            return self.mlp(fuse(u, v, self.features)).squeeze(-1)
+        # Both orders go through the MLP as one batch; their mean logit makes the score
+        # independent of query order, in training as in prediction.
+        both = torch.cat([fuse(u, v, self.features), fuse(v, u, self.features)], dim=0)
+        forward_logits, swapped_logits = self.mlp(both).squeeze(-1).chunk(2, dim=0)
+        return 0.5 * (forward_logits + swapped_logits)
 
 
 class TwoTowerModel(nn.Module):
