@@ -43,7 +43,7 @@ def test_train_writes_every_artifact(cli_run):
     assert len(history) == 3
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"best_val_auc", "best_epoch", "train_pairs_per_second"} <= set(metrics)
-    assert metrics["split_dropped_pairs"] > 0
+    assert metrics["train_pairs"] + metrics["valid_pairs"] == metrics["train_file_pairs"]
     assert json.loads(result.stdout)["epochs_run"] == 2
     effective = json.loads((run_dir / "config.json").read_text())
     assert effective["model"]["embedding_dim"] == 32

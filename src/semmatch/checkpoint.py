@@ -1,6 +1,7 @@
 """Per-epoch training checkpoints for `semmatch train --resume`.
 
-A checkpoint directory holds the weights, the Adam state, and `state.json` with the history,
+A checkpoint directory contains the weights, the optimizer state, the moving average of the weights
+when training keeps one (`ema.safetensors`), and `state.json` with the history,
 early-stopping counters and NumPy RNG state, plus one `rng_rank{N}.safetensors` per process
 with its PyTorch RNG state. Everything is safetensors or JSON, so nothing is unpickled.
 """
@@ -42,10 +43,16 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
     optimizer.load_state_dict({"state": state, "param_groups": document["param_groups"]})
 
 
-def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """Write weights, optimizer state and `state` (JSON-ready) into `directory` (an atomic_directory)."""
-    weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    save_file(weights, str(directory / "model.safetensors"))
+def _cpu_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().cpu().contiguous() for name, tensor in module.state_dict().items()}
+
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict,
+                    ema: torch.nn.Module | None = None) -> None:
+    """Write weights, optimizer state, the EMA if any and `state` (JSON-ready) into `directory` (an atomic_directory)."""
+    save_file(_cpu_weights(model), str(directory / "model.safetensors"))
+    if ema is not None:
+        save_file(_cpu_weights(ema), str(directory / "ema.safetensors"))
     tensors, document = optimizer_tensors(optimizer)
     save_file(tensors, str(directory / "optimizer.safetensors"))
     (directory / "state.json").write_text(json.dumps({**state, "optimizer": document}, indent=1), encoding="utf-8")
@@ -58,8 +65,9 @@ def save_rng_state(directory: Path, rank: int) -> None:
     save_file(states, str(directory / f"rng_rank{rank}.safetensors"))
 
 
-def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, rank: int) -> dict:
-    """Restore weights, optimizer and this rank's RNG state; returns the saved state dict."""
+def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, rank: int,
+                    ema: torch.nn.Module | None = None) -> dict:
+    """Restore weights, optimizer, the EMA if any and this rank's RNG state; returns the saved state dict."""
     state_path = directory / "state.json"
     if not state_path.is_file():
         raise ModelFileError(f"no checkpoint to resume from: {state_path} is missing "
@@ -67,6 +75,8 @@ def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
         model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        if ema is not None:
+            ema.load_state_dict(load_file(str(directory / "ema.safetensors")))
         optimizer_state = load_file(str(directory / "optimizer.safetensors"))
         device = next(model.parameters()).device
         restore_optimizer(optimizer, {k: v.to(device) for k, v in optimizer_state.items()}, state.pop("optimizer"))

@@ -33,7 +33,9 @@ class ModelConfig:
     projection_dim: int = 512  # the query vector's size
     head_hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.3
+    embedding_dropout: float = 0.0  # dropout on the summed token and position embeddings
     fusion: tuple[str, ...] = ("u", "v", "abs_diff")
+    symmetric: bool = False  # average the head's logits over both query orders: score(a, b) == score(b, a)
     oov_id: int = 0  # set when the vocabulary is built: the embedding row for unseen tokens
 
     def __post_init__(self) -> None:
@@ -55,6 +57,9 @@ class ModelConfig:
         for kernel in self.conv_kernel_sizes:
             if kernel % 2 == 0:
                 raise ConfigError(f"conv kernel sizes must be odd for 'same' padding, got {kernel}")
+        for name in ("dropout", "embedding_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
 @dataclass
@@ -78,6 +83,12 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "fp32"  # "fp32" or "bf16" (autocast)
     num_threads: int | None = None
+    optimizer: str = "adam"  # "adam" (L2 penalty as the reference) or "adamw" (decoupled weight_decay)
+    weight_decay: float = 0.0  # adamw only: decoupled decay of matrices and embeddings
+    label_smoothing: float = 0.0  # targets become y * (1 - s) + s / 2
+    clip_grad_norm: float = 0.0  # clip the gradient's global L2 norm to this value; 0 turns it off
+    ema_decay: float = 0.0  # keep an exponential moving average of the weights for validation and saving; 0: off
+    augment_transitive: float = 0.0  # add implied training pairs, at most this fraction per class; 0: off
 
     def __post_init__(self) -> None:
         if self.split not in ("random", "query"):
@@ -91,6 +102,37 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.patience < 0:
             raise ConfigError(f"patience must be at least 0, got {self.patience}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise ConfigError(f"invalid optimizer {self.optimizer!r}: use 'adam' or 'adamw'")
+        if self.weight_decay and self.optimizer != "adamw":
+            raise ConfigError("weight_decay needs optimizer 'adamw'; 'adam' applies the l2 penalty instead")
+        checks = {"label_smoothing": (0.0, 1.0), "ema_decay": (0.0, 1.0)}
+        for name, (low, high) in checks.items():
+            if not low <= getattr(self, name) < high:
+                raise ConfigError(f"{name} must be in [{low:g}, {high:g}), got {getattr(self, name)}")
+        for name in ("weight_decay", "clip_grad_norm", "augment_transitive", "l2"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be at least 0, got {getattr(self, name)}")
+
+
+# Named starting points for `semmatch train --preset NAME`; a TOML file and flags override them.
+# "best" is the configuration that won docs/accuracy.md's query-split comparison.
+PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "reference": ({}, {}),
+    "best": (
+        {"fusion": ["u", "v", "abs_diff", "product", "cosine"], "symmetric": True, "embedding_dropout": 0.1},
+        {"optimizer": "adamw", "weight_decay": 0.01, "label_smoothing": 0.05, "clip_grad_norm": 1.0,
+         "ema_decay": 0.999, "augment_transitive": 0.5},
+    ),
+}
+
+
+def preset_values(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Copies of a preset's (model_values, train_values)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    model_values, train_values = PRESETS[name]
+    return dict(model_values), dict(train_values)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""Train/validation splits: stratified random, or query-disjoint for an honest estimate."""
+"""Train/validation splits: stratified random, or query-disjoint for an honest estimate.
+
+A query-disjoint split keeps every query on one side. Queries linked by labeled pairs form
+connected components of the query graph, and whole components are assigned to a side, so no
+pair is lost and no validation query is ever seen in training.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from semmatch.data import PairSet
 from semmatch.errors import InputError
@@ -18,7 +25,6 @@ logger = logging.getLogger(__name__)
 class Split:
     train: np.ndarray  # pair indices
     valid: np.ndarray
-    dropped: int = 0  # pairs left out because their queries fell on both sides (query split)
 
 
 def random_split(labels: np.ndarray, valid_fraction: float, seed: int) -> Split:
@@ -29,27 +35,50 @@ def random_split(labels: np.ndarray, valid_fraction: float, seed: int) -> Split:
     return Split(np.sort(train), np.sort(valid))
 
 
-def query_split(pairs: PairSet, valid_fraction: float, seed: int) -> Split:
-    """Split so that no query appears on both sides.
+def pair_components(a: np.ndarray, b: np.ndarray, num_queries: int) -> np.ndarray:
+    """Connected-component label of every pair in the graph whose nodes are queries and edges pairs."""
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(num_queries, num_queries))
+    _, query_labels = connected_components(graph, directed=False)
+    return query_labels[a]
 
-    Each distinct query goes to validation with probability p, chosen so that validation
-    receives about `valid_fraction` of the kept pairs (p^2 / (p^2 + (1 - p)^2) = fraction).
-    A pair is kept only when both its queries fall on the same side; the others are dropped
-    and counted, because keeping them would leak a validation query into training.
+
+def query_split(pairs: PairSet, valid_fraction: float, seed: int) -> Split:
+    """Split so that no query appears on both sides, keeping every pair.
+
+    Components of the query graph are visited in a seeded random order and moved to
+    validation while they fit in the remaining validation budget of `valid_fraction` of the pairs.
     """
-    ratio = np.sqrt(valid_fraction / (1.0 - valid_fraction))
-    probability = ratio / (1.0 + ratio)
-    rng = np.random.default_rng(seed)
-    in_valid = rng.random(len(pairs.queries)) < probability
-    valid_a, valid_b = in_valid[pairs.a], in_valid[pairs.b]
-    valid = np.flatnonzero(valid_a & valid_b)
-    train = np.flatnonzero(~valid_a & ~valid_b)
-    dropped = len(pairs) - len(valid) - len(train)
-    logger.info(
-        "query split: %d train pairs, %d validation pairs, %d pairs dropped because their two "
-        "queries fell on different sides", len(train), len(valid), dropped,
-    )
-    return Split(train, valid, dropped)
+    components = pair_components(pairs.a, pairs.b, len(pairs.queries))
+    sizes = np.bincount(components)
+    order = np.random.default_rng(seed).permutation(len(sizes))
+    budget = round(valid_fraction * len(pairs))
+    in_valid = np.zeros(len(sizes), dtype=bool)
+    assigned = 0
+    for component in order:
+        if assigned + sizes[component] <= budget:
+            in_valid[component] = True
+            assigned += sizes[component]
+            if assigned == budget:
+                break
+    valid_mask = in_valid[components]
+    split = Split(np.flatnonzero(~valid_mask), np.flatnonzero(valid_mask))
+    logger.info("query split: %d train pairs, %d validation pairs (%d query-graph components, the largest "
+                "holding %d pairs)", len(split.train), len(split.valid), len(sizes), sizes.max())
+    return split
+
+
+def query_folds(pairs: PairSet, folds: int, seed: int) -> list[Split]:
+    """K query-disjoint folds, each pair validated exactly once, stratified by label where possible."""
+    if folds < 2:
+        raise InputError(f"cross-validation needs at least 2 folds, got {folds}")
+    components = pair_components(pairs.a, pairs.b, len(pairs.queries))
+    if len(np.unique(components)) < folds:
+        raise InputError(
+            f"the pairs form {len(np.unique(components))} groups of linked queries, fewer than {folds} folds; "
+            "use fewer folds or more data", ", ".join(pairs.sources),
+        )
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [Split(train, valid) for train, valid in splitter.split(np.zeros(len(pairs)), pairs.labels, components)]
 
 
 MIN_PAIRS_TO_SPLIT = 10

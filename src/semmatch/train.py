@@ -1,5 +1,7 @@
 """Training: the reference recipe (Adam 1e-3, BCE, batch 512, best-AUC checkpoint, early stopping,
-learning rate x0.9 per epoch after epoch 5) on length-bucketed batches.
+learning rate x0.9 per epoch after epoch 5) on length-bucketed batches, with optional
+regularization (AdamW, label smoothing, gradient clipping, an EMA of the weights) and
+transitive augmentation of the training pairs.
 
 Single process:
     semmatch train --train pairs.ids.tsv --output-dir runs/ids
@@ -23,9 +25,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import log_loss
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from semmatch import __version__
+from semmatch.augment import pair_keys, transitive_pairs
 from semmatch.batching import EncodedQueries, bucketed_batches
 from semmatch.config import ModelConfig, TrainConfig, config_to_dict
 from semmatch.data import PairSet, read_pairs
@@ -46,7 +50,7 @@ from semmatch.matcher import Matcher, load_model_files, save_model
 from semmatch.metrics import safe_auc
 from semmatch.model import TwoTowerModel
 from semmatch.plots import plot_training_history, plot_validation_auc
-from semmatch.splits import make_split
+from semmatch.splits import Split, make_split
 from semmatch.tokenize import IdVocabulary, Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -80,6 +84,7 @@ class TrainResult:
     history: list[dict]
     metrics: dict
     output_dir: Path
+    valid_probabilities: np.ndarray | None = None  # the best model's, in validation order (rank 0)
 
 
 def _encode(pairs: PairSet, vocabulary: Vocabulary | IdVocabulary) -> tuple[EncodedQueries, int]:
@@ -103,10 +108,17 @@ def prepare_data(
     on_invalid: str = "error",
     encoding: str = "utf-8",
     rejects_path: Path | None = None,
+    pairs: PairSet | None = None,
+    split: Split | None = None,
 ) -> TrainData:
-    """Read, validate and split the data, build the vocabulary and map tokens to IDs."""
-    pairs = read_pairs(train_files, input_format, "required", on_invalid, encoding,
-                       config.drop_duplicates, rejects_path)
+    """Read, validate and split the data, build the vocabulary and map tokens to IDs.
+
+    `pairs` (already read) and `split` (precomputed, e.g. a cross-validation fold) replace
+    reading `train_files` and splitting by `config`.
+    """
+    if pairs is None:
+        pairs = read_pairs(train_files, input_format, "required", on_invalid, encoding,
+                           config.drop_duplicates, rejects_path)
     counts = {"train_file_pairs": len(pairs), "invalid_lines_skipped": pairs.stats.invalid,
               "duplicates_dropped": pairs.stats.duplicates_dropped}
 
@@ -115,13 +127,12 @@ def prepare_data(
                                  rejects_path=None if rejects_path is None else rejects_path.with_name("rejects_valid.tsv"))
         train_index = np.arange(len(pairs))
     else:
-        split = make_split(pairs, config.split, config.valid_fraction, config.seed)
+        split = split or make_split(pairs, config.split, config.valid_fraction, config.seed)
         if len(split.valid) == 0 or len(split.train) == 0:
             raise InputError(f"the {config.split} split left an empty side ({len(split.train)} train, "
                              f"{len(split.valid)} validation pairs); give more data or a --valid file")
         valid_pairs = pairs.subset(split.valid)
         train_index = split.train
-        counts["split_dropped_pairs"] = split.dropped
 
     # The vocabulary comes from training pairs only, so validation measures unseen-token handling honestly.
     used = _used_queries(pairs, train_index)
@@ -141,10 +152,19 @@ def prepare_data(
             )
         vocabulary = IdVocabulary(max_id)
 
+    train_a, train_b, train_labels = pairs.a[train_index], pairs.b[train_index], pairs.labels[train_index]
+    if config.augment_transitive:
+        implied = transitive_pairs(train_a, train_b, train_labels, len(pairs.queries), config.augment_transitive,
+                                   config.seed, exclude=_validation_keys(pairs, valid_pairs))
+        train_a, train_b = np.concatenate([train_a, implied.a]), np.concatenate([train_b, implied.b])
+        train_labels = np.concatenate([train_labels, implied.labels])
+        counts.update(implied_positive_pairs=int(implied.labels.sum()),
+                      implied_negative_pairs=int((implied.labels == 0).sum()))
+
     queries, _ = _encode(pairs, vocabulary)
     valid_queries, valid_oov = _encode(valid_pairs, vocabulary)
-    counts.update(train_pairs=len(train_index), valid_pairs=len(valid_pairs),
-                  train_positive=int(pairs.labels[train_index].sum()),
+    counts.update(train_pairs=len(train_a), valid_pairs=len(valid_pairs),
+                  train_positive=int(train_labels.sum()),
                   valid_positive=int(valid_pairs.labels.sum()), vocabulary_size=len(vocabulary),
                   valid_oov_tokens=valid_oov)
     logger.info("training pairs: %d (%d positive); validation pairs: %d (%d positive); vocabulary: %d rows",
@@ -159,8 +179,7 @@ def prepare_data(
 
     return TrainData(
         queries=queries,
-        train_a=pairs.a[train_index], train_b=pairs.b[train_index],
-        train_labels=pairs.labels[train_index].astype(np.float32),
+        train_a=train_a, train_b=train_b, train_labels=train_labels.astype(np.float32),
         valid_queries=valid_queries, valid_a=valid_pairs.a, valid_b=valid_pairs.b,
         valid_labels=valid_pairs.labels.astype(np.int64),
         valid_texts=(valid_pairs.query_text(valid_pairs.a), valid_pairs.query_text(valid_pairs.b)),
@@ -168,17 +187,38 @@ def prepare_data(
     )
 
 
+def _validation_keys(pairs: PairSet, valid_pairs: PairSet) -> np.ndarray:
+    """Unordered pair keys, in `pairs`' query numbering, of validation pairs whose queries both occur in `pairs`."""
+    if valid_pairs.queries is pairs.queries:
+        return pair_keys(valid_pairs.a, valid_pairs.b, len(pairs.queries))
+    index = {query: i for i, query in enumerate(pairs.queries)}
+    mapped = np.array([index.get(query, -1) for query in valid_pairs.queries], dtype=np.int64)
+    a, b = mapped[valid_pairs.a], mapped[valid_pairs.b]
+    known = (a >= 0) & (b >= 0)
+    return pair_keys(a[known], b[known], len(pairs.queries))
+
+
 def build_optimizer(model: TwoTowerModel, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam with an L2 penalty on embeddings and LSTM kernels only, as the reference had.
+    """Adam with an L2 penalty on embeddings and LSTM kernels only, as the reference had, or AdamW.
 
     A Keras L2 regularizer adds l2 * sum(w ** 2) to the loss; its gradient 2 * l2 * w is what
-    Adam's (coupled) weight_decay adds, so weight_decay = 2 * l2 is the same penalty.
+    Adam's (coupled) weight_decay adds, so weight_decay = 2 * l2 is the same penalty. AdamW
+    replaces that penalty with decoupled decay of every matrix, embedding and kernel, but not of
+    biases and normalization weights.
     """
+    # The fused kernel updates all parameters in one pass; the per-parameter loop of the default
+    # implementation took about 9% of a CPU training step in torch.profiler.
+    if config.optimizer == "adamw":
+        decayed = [p for p in model.parameters() if p.dim() >= 2]
+        others = [p for p in model.parameters() if p.dim() < 2]
+        return torch.optim.AdamW(
+            [{"params": decayed, "weight_decay": config.weight_decay}, {"params": others, "weight_decay": 0.0}],
+            lr=config.lr,
+            fused=True,
+        )
     regularized = model.encoder.l2_parameters()
     regularized_ids = {id(p) for p in regularized}
     others = [p for p in model.parameters() if id(p) not in regularized_ids]
-    # The fused kernel updates all parameters in one pass; the per-parameter loop of the default
-    # implementation took about 9% of a CPU training step in torch.profiler.
     return torch.optim.Adam(
         [{"params": regularized, "weight_decay": 2 * config.l2}, {"params": others, "weight_decay": 0.0}],
         lr=config.lr,
@@ -243,9 +283,16 @@ class EpochResult:
     batches: list[np.ndarray]  # this rank's batches of pair indices
 
 
+def build_ema(model: TwoTowerModel, config: TrainConfig) -> AveragedModel | None:
+    """Create the exponential moving average of the weights (updated after every step), or None when it is off."""
+    if not config.ema_decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+
+
 def train_epoch(model, optimizer, data: TrainData, config: TrainConfig, rng: np.random.Generator,
                 device: torch.device, epoch: int, progress: bool, context: DistributedContext,
-                max_len: int) -> EpochResult:
+                max_len: int, ema: AveragedModel | None = None) -> EpochResult:
     """Run one epoch over this rank's share of the length-bucketed batches."""
     model.train()
     pair_lengths = np.maximum(data.queries.lengths[data.train_a], data.queries.lengths[data.train_b])
@@ -260,9 +307,10 @@ def train_epoch(model, optimizer, data: TrainData, config: TrainConfig, rng: np.
         query_index = np.concatenate([data.train_a[batch], data.train_b[batch]])
         token_ids, lengths = data.queries.pad(query_index, max_len, config.pad_to)
         labels = labels_all[batch].to(device)
+        targets = labels * (1.0 - config.label_smoothing) + 0.5 * config.label_smoothing
         with autocast(device, config.precision):
             logits = model(token_ids.to(device, non_blocking=True), lengths.to(device))
-        loss = F.binary_cross_entropy_with_logits(logits.float(), labels)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"training loss became {loss.item()} in epoch {epoch}; training stopped. The last "
@@ -270,7 +318,11 @@ def train_epoch(model, optimizer, data: TrainData, config: TrainConfig, rng: np.
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if config.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model.module if isinstance(model, DistributedDataParallel) else model)
 
         total_loss += loss.item() * len(batch)
         seen += len(batch)
@@ -359,13 +411,16 @@ def fit(
     model = TwoTowerModel(model_config).to(device)
     torch.manual_seed(config.seed + context.rank)
     optimizer = build_optimizer(model, config)
+    ema = build_ema(model, config)
+    # Validation, the best and final models use the averaged weights when an EMA is kept.
+    eval_model = model if ema is None else ema.module
     rng = np.random.default_rng(config.seed)
     history: list[dict] = []
     stopper = EarlyStopping(config.patience)
 
     checkpoint_dir = output_dir / CHECKPOINT_DIR
     if resume:
-        saved = load_checkpoint(checkpoint_dir, model, optimizer, context.rank)
+        saved = load_checkpoint(checkpoint_dir, model, optimizer, context.rank, ema)
         history = saved["history"]
         stopper.best, stopper.best_epoch, stopper.bad_epochs = saved["best"], saved["best_epoch"], saved["bad_epochs"]
         rng.bit_generator.state = saved["numpy_rng"]
@@ -389,9 +444,9 @@ def fit(
         lr = config.lr * lr_factor(epoch_index, config)
         _set_lr(optimizer, lr)
         result = train_epoch(train_model, optimizer, data, config, rng, device, epoch, progress, context,
-                             model_config.max_len)
+                             model_config.max_len, ema)
         record_epoch(model, result.batches, epoch, context)
-        val_loss, val_auc, _ = evaluate_validation(model, data, config, device, context)
+        val_loss, val_auc, _ = evaluate_validation(eval_model, data, config, device, context)
         row = {"epoch": epoch, "loss": round(result.loss, 6), "auc": round(result.auc, 6),
                "val_loss": round(val_loss, 6), "val_auc": round(val_auc, 6), "lr": lr,
                "seconds": round(result.seconds, 3), "pairs_per_second": round(train_pairs / result.seconds, 1)}
@@ -403,12 +458,12 @@ def fit(
                         epoch, result.loss, result.auc, val_loss, val_auc, lr, result.seconds,
                         train_pairs / result.seconds, " (best)" if improved else "")
             if improved:
-                save_model(model, data.vocabulary, output_dir / "best")
+                save_model(eval_model, data.vocabulary, output_dir / "best")
             _write_history(history, output_dir / "history.csv")
             state = {"history": history, "best": stopper.best, "best_epoch": stopper.best_epoch,
                      "bad_epochs": stopper.bad_epochs, "numpy_rng": rng.bit_generator.state}
             with atomic_directory(checkpoint_dir) as directory:
-                save_checkpoint(directory, model, optimizer, state)
+                save_checkpoint(directory, model, optimizer, state, ema)
                 save_rng_state(directory, context.rank)
         barrier(context)
         if not context.is_main:
@@ -417,18 +472,20 @@ def fit(
             logger.info("early stopping: no validation AUC improvement for %d epochs", stopper.bad_epochs)
 
     barrier(context)
-    metrics = _finish(model, data, config, output_dir, history, stopper, device, context, run_info)
+    metrics, probabilities = _finish(model, eval_model, data, config, output_dir, history, stopper, device, context,
+                                     run_info)
     shutdown_distributed(context)
     matcher = Matcher(model, data.vocabulary, device, config.precision)
-    return TrainResult(matcher, history, metrics, output_dir)
+    return TrainResult(matcher, history, metrics, output_dir, probabilities)
 
 
-def _finish(model, data: TrainData, config: TrainConfig, output_dir: Path, history: list[dict],
+def _finish(model, eval_model, data: TrainData, config: TrainConfig, output_dir: Path, history: list[dict],
             stopper: EarlyStopping, device: torch.device, context: DistributedContext,
-            run_info: dict | None) -> dict:
-    """Save final/, restore the best weights, and write plots, predictions and metrics (rank 0)."""
+            run_info: dict | None) -> tuple[dict, np.ndarray | None]:
+    """Save final/ (from `eval_model`, the EMA when kept), restore the best weights into `model`,
+    and write plots, predictions and metrics (rank 0)."""
     if context.is_main:
-        save_model(model, data.vocabulary, output_dir / "final")
+        save_model(eval_model, data.vocabulary, output_dir / "final")
     barrier(context)
     best_dir = output_dir / "best"
     if best_dir.is_dir():
@@ -436,7 +493,7 @@ def _finish(model, data: TrainData, config: TrainConfig, output_dir: Path, histo
         model.load_state_dict(best_model.state_dict())
     _, _, best_probabilities = evaluate_validation(model, data, config, device, context)
     if not context.is_main:
-        return {}
+        return {}, None
 
     plot_training_history(history, output_dir / "training_history.png")
     plot_validation_auc(history, stopper.best_epoch or history[-1]["epoch"], output_dir / "validation_auc_history.png")
@@ -461,4 +518,4 @@ def _finish(model, data: TrainData, config: TrainConfig, output_dir: Path, histo
     logger.info("best validation AUC %.4f at epoch %d", stopper.best, stopper.best_epoch)
     logger.info("wrote %s: best/, final/, checkpoint/, history.csv, metrics.json, plots, validation_predictions.csv",
                 output_dir)
-    return metrics
+    return metrics, best_probabilities
