@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -34,26 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--valid", metavar="FILE", help="labeled validation file (default: split off the training data)")
     train.add_argument("--valid-fraction", type=float, help="fraction of pairs held out for validation (default 0.2)")
     train.add_argument("--split", choices=["random", "query"], help="random: stratified (default); query: no query on both sides")
-    train.add_argument("--seed", type=int, help="random seed for the split, initialization and batch order (default 42)")
     train.add_argument("--output-dir", metavar="DIR", help="directory for models, logs, plots and metrics")
     train.add_argument("--resume", metavar="DIR",
                        help="continue an interrupted run from its last completed epoch (its --output-dir); "
                             "only --epochs may change")
-    train.add_argument("--config", metavar="FILE.toml", help="TOML file with [model] and [train] tables; flags override it")
-    train.add_argument("--epochs", type=int, help="maximum number of epochs (default 50)")
-    train.add_argument("--batch-size", type=int, help="pairs per optimizer step (default 512)")
-    train.add_argument("--max-len", type=int, help="maximum tokens per query; longer queries are truncated (default 128)")
-    train.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    train.add_argument("--patience", type=int, help="epochs without better validation AUC before stopping (default 10)")
-    train.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
-    train.add_argument("--precision", choices=["fp32", "bf16"], help="fp32 (default) or bf16 autocast")
-    train.add_argument("--pad-to", type=int, help="pad every query to this many positions (the reference used 128)")
-    train.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
-    train.add_argument("--fusion", help="comma-separated pair features: u,v,abs_diff,product,cosine (default u,v,abs_diff)")
-    train.add_argument("--drop-duplicates", action="store_true", default=None, help="drop repeated pairs, logging the count")
-    train.add_argument("--skip-invalid", action="store_true", help="skip invalid lines and write them to OUTPUT_DIR/rejects.tsv")
-    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    _add_input_options(train)
+    _add_recipe_options(train)
+
+    cv = commands.add_parser("cv", parents=[common],
+                             help="cross-validate on query-disjoint folds: AUC mean and spread, out-of-fold predictions")
+    cv.add_argument("--train", nargs="+", required=True, metavar="FILE", help="labeled pair files, merged in order")
+    cv.add_argument("--folds", type=int, default=5, help="number of folds; every pair is validated once (default 5)")
+    cv.add_argument("--output-dir", required=True, metavar="DIR",
+                    help="directory for fold_N/ runs, oof_predictions.csv and cv_metrics.json")
+    _add_recipe_options(cv)
 
     predict = commands.add_parser("predict", parents=[common], help="write one match probability per input pair")
     predict.add_argument("--model", required=True, metavar="DIR", help="model directory (e.g. OUTPUT_DIR/best)")
@@ -80,6 +75,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(evaluate)
     _add_serving_commands(commands, common)
     return parser
+
+
+def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """Model and training options shared by train and cv; unset flags keep the preset's or TOML file's value."""
+    parser.add_argument("--preset", help="named starting configuration: reference (the default recipe) or best "
+                                         "(the winner of docs/accuracy.md); --config and flags override it")
+    parser.add_argument("--config", metavar="FILE.toml", help="TOML file with [model] and [train] tables; flags override it")
+    parser.add_argument("--seed", type=int, help="random seed for the split, initialization and batch order (default 42)")
+    parser.add_argument("--epochs", type=int, help="maximum number of epochs (default 50)")
+    parser.add_argument("--batch-size", type=int, help="pairs per optimizer step (default 512)")
+    parser.add_argument("--max-len", type=int, help="maximum tokens per query; longer queries are truncated (default 128)")
+    parser.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    parser.add_argument("--patience", type=int, help="epochs without better validation AUC before stopping (default 10)")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], help="fp32 (default) or bf16 autocast")
+    parser.add_argument("--pad-to", type=int, help="pad every query to this many positions (the reference used 128)")
+    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    parser.add_argument("--fusion", help="comma-separated pair features: u,v,abs_diff,product,cosine (default u,v,abs_diff)")
+    parser.add_argument("--symmetric", action="store_true", default=None,
+                        help="score both query orders and average them, so score(a, b) == score(b, a)")
+    parser.add_argument("--embedding-dropout", type=float, help="dropout on the token embeddings (default 0)")
+    parser.add_argument("--optimizer", choices=["adam", "adamw"],
+                        help="adam with the reference's l2 penalty (default) or adamw with --weight-decay")
+    parser.add_argument("--weight-decay", type=float, help="adamw: decoupled weight decay of matrices (default 0)")
+    parser.add_argument("--label-smoothing", type=float, help="train towards y * (1 - s) + s / 2 (default 0)")
+    parser.add_argument("--clip-grad-norm", type=float, help="clip the gradient norm to this value (default 0: off)")
+    parser.add_argument("--ema-decay", type=float,
+                        help="validate and save an exponential moving average of the weights (default 0: off)")
+    parser.add_argument("--augment-transitive", type=float, metavar="FRACTION",
+                        help="add training pairs implied by the labeled ones, at most FRACTION of each class (default 0)")
+    parser.add_argument("--drop-duplicates", action="store_true", default=None, help="drop repeated pairs, logging the count")
+    parser.add_argument("--skip-invalid", action="store_true", help="skip invalid lines and write them to OUTPUT_DIR/rejects.tsv")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_input_options(parser)
 
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -156,20 +185,28 @@ def setup_logging(quiet: bool) -> None:
 
 
 def _train_configs(args: argparse.Namespace):
-    """Merge defaults, the TOML file and command-line flags into (ModelConfig, TrainConfig)."""
-    from semmatch.config import ModelConfig, TrainConfig, build_config, load_toml_config
+    """Merge defaults, the preset, the TOML file and command-line flags, in that order, into
+    (ModelConfig, TrainConfig)."""
+    from semmatch.config import ModelConfig, TrainConfig, build_config, load_toml_config, preset_values
 
-    model_values, train_values = load_toml_config(args.config) if args.config else ({}, {})
+    model_values, train_values = preset_values(args.preset) if args.preset else ({}, {})
+    if args.config:
+        toml_model, toml_train = load_toml_config(args.config)
+        model_values.update(toml_model)
+        train_values.update(toml_train)
     flags = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience,
-             "device": args.device, "seed": args.seed, "valid_fraction": args.valid_fraction, "split": args.split,
-             "pad_to": args.pad_to, "precision": args.precision, "num_threads": args.threads,
-             "drop_duplicates": args.drop_duplicates}
+             "device": args.device, "seed": args.seed, "valid_fraction": getattr(args, "valid_fraction", None),
+             "split": getattr(args, "split", None), "pad_to": args.pad_to, "precision": args.precision,
+             "num_threads": args.threads, "drop_duplicates": args.drop_duplicates, "optimizer": args.optimizer,
+             "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
+             "clip_grad_norm": args.clip_grad_norm, "ema_decay": args.ema_decay,
+             "augment_transitive": args.augment_transitive}
     train_values.update({key: value for key, value in flags.items() if value is not None})
-    if args.max_len is not None:
-        model_values["max_len"] = args.max_len
+    model_flags = {"max_len": args.max_len, "symmetric": args.symmetric, "embedding_dropout": args.embedding_dropout}
+    model_values.update({key: value for key, value in model_flags.items() if value is not None})
     if args.fusion:
         model_values["fusion"] = [name.strip() for name in args.fusion.split(",") if name.strip()]
-    source = args.config or "command line"
+    source = args.config or (f"preset {args.preset}" if args.preset else "command line")
     return build_config(ModelConfig, model_values, source), build_config(TrainConfig, train_values, source)
 
 
@@ -192,6 +229,22 @@ def _resumed_run(args: argparse.Namespace):
     return model_config, train_config, saved
 
 
+@contextlib.contextmanager
+def _log_file(path: Path | None):
+    """Copy the log to `path` while the block runs (nothing when None)."""
+    if path is None:
+        yield
+        return
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
 def run_train(args: argparse.Namespace) -> int:
     from semmatch.distributed import is_main_process
     from semmatch.fileio import check_writable_directory, sha256_file
@@ -211,12 +264,7 @@ def run_train(args: argparse.Namespace) -> int:
         on_invalid, encoding = ("skip" if args.skip_invalid else "error"), args.encoding
     check_writable_directory(output_dir)
 
-    file_handler = None
-    if is_main_process():
-        file_handler = logging.FileHandler(output_dir / "train.log", encoding="utf-8")
-        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(file_handler)
-    try:
+    with _log_file(output_dir / "train.log" if is_main_process() else None):
         inputs = {path: sha256_file(path) for path in [*files, *([valid] if valid else [])] if Path(path).is_file()}
         data = prepare_data(files, valid, train_config, model_config.max_len, input_format, on_invalid, encoding,
                             output_dir / "rejects.tsv")
@@ -224,13 +272,29 @@ def run_train(args: argparse.Namespace) -> int:
                     "inputs": inputs}
         result = fit(data, model_config, train_config, output_dir, progress=not args.no_progress,
                      run_info=run_info, resume=bool(args.resume))
-    finally:
-        if file_handler is not None:
-            logging.getLogger().removeHandler(file_handler)
-            file_handler.close()
     if result.metrics:
         summary = ("best_val_auc", "best_epoch", "epochs_run", "train_pairs_per_second")
         print(json.dumps({key: result.metrics[key] for key in summary}))
+    return 0
+
+
+def run_cv(args: argparse.Namespace) -> int:
+    from semmatch.crossval import cross_validate
+    from semmatch.fileio import check_writable_directory, sha256_file
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("cv trains its folds one after another in one process; run it without torchrun")
+    model_config, train_config = _train_configs(args)
+    output_dir = Path(args.output_dir)
+    check_writable_directory(output_dir)
+    inputs = {path: sha256_file(path) for path in args.train if Path(path).is_file()}
+    run_info = {"train_files": args.train, "folds": args.folds, "inputs": inputs}
+    with _log_file(output_dir / "cv.log"):
+        metrics = cross_validate(args.train, model_config, train_config, output_dir, args.folds, args.format,
+                                 "skip" if args.skip_invalid else "error", args.encoding,
+                                 progress=not args.no_progress, run_info=run_info)
+    summary = ("folds", "mean_auc", "std_auc", "out_of_fold_auc")
+    print(json.dumps({key: metrics[key] for key in summary}))
     return 0
 
 
@@ -324,7 +388,7 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": run_train, "predict": run_predict, "evaluate": run_evaluate,
+COMMANDS = {"train": run_train, "cv": run_cv, "predict": run_predict, "evaluate": run_evaluate,
             "index": run_index, "search": run_search, "export": run_export, "serve": run_serve}
 
 
