@@ -61,3 +61,35 @@ def test_unknown_preset_is_reported(sample_dir, tmp_path):
                       check=False)
     assert result.returncode != 0
     assert "unknown preset 'fastest'" in result.stderr
+
+
+def write_pairs(path, rows):
+    path.write_text("".join(f"{a}\t{b}\t{label}\n" for a, b, label in rows), encoding="utf-8")
+    return path
+
+
+def test_cv_rejects_class_smaller_than_folds(tmp_path):
+    rows = [(f"问题{i}", f"回答{i}", 1) for i in range(6)] + [("问题x", "回答x", 0)]
+    result = semmatch("cv", "--train", write_pairs(tmp_path / "few.tsv", rows), "--folds", 3,
+                      "--output-dir", tmp_path / "cv", check=False)
+    assert result.returncode == 2
+    assert "needs at least 3 pairs of each label, found 1 with label 0" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "needs at least 3 pairs of each label" in (tmp_path / "cv" / "cv.log").read_text(encoding="utf-8")
+
+
+def test_cv_rejects_one_label_fold(tmp_path):
+    # Two negatives share a query, so they stay in one fold and the other fold has positives only.
+    rows = [("开灯", "关灯", 0), ("开灯", "把灯关了", 0)] + [(f"问题{i}", f"回答{i}", 1) for i in range(4)]
+    result = semmatch("cv", "--train", write_pairs(tmp_path / "linked.tsv", rows), "--folds", 2,
+                      "--output-dir", tmp_path / "cv", check=False)
+    assert result.returncode == 2
+    assert "one label only" in result.stderr
+
+
+def test_cv_rejects_one_fold_before_writing(tmp_path, sample_dir):
+    result = semmatch("cv", "--train", sample_dir / "train.tsv", "--folds", 1, "--output-dir", tmp_path / "cv",
+                      check=False)
+    assert result.returncode != 0
+    assert "at least 2 folds" in result.stderr
+    assert not (tmp_path / "cv").exists()

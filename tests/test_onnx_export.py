@@ -157,3 +157,25 @@ def test_onnx_backend_reports_missing_graph(tmp_path, ids_export):
 def test_export_rejects_old_opset(tmp_path, trained_ids_model):
     with pytest.raises(InputError, match="opset 16"):
         export_onnx(trained_ids_model / "best", tmp_path / "onnx", opset=16)
+
+
+def test_symmetric_model_exports_and_scores_both_orders(tmp_path, sample_dir):
+    """A symmetric head runs the MLP on both orders; its ONNX graph keeps a dynamic batch."""
+    from conftest import small_model_config
+    from semmatch.config import TrainConfig
+    from semmatch.train import fit, prepare_data
+
+    config = TrainConfig(epochs=1, batch_size=128, seed=2)
+    data = prepare_data([str(sample_dir / "train.tsv")], str(sample_dir / "valid.tsv"), config)
+    model_config = small_model_config(symmetric=True, fusion=("u", "v", "abs_diff", "product", "cosine"))
+    fit(data, model_config, config, tmp_path / "run", progress=False)
+    document = export_onnx(tmp_path / "run" / "best", tmp_path / "onnx")
+    assert max(document["max_abs_difference"].values()) < TOLERANCE
+
+    onnx_matcher = OnnxMatcher.load(tmp_path / "onnx")
+    pairs = [("打开蓝牙", "帮我把蓝牙关掉"), ("明天会下雨吗", "播放周杰伦的歌"), ("你好", "你好呀")]
+    forward = onnx_matcher.predict_proba(pairs)
+    swapped = onnx_matcher.predict_proba([(b, a) for a, b in pairs])
+    assert np.allclose(forward, swapped, atol=1e-6)
+    torch_probabilities = load_model(tmp_path / "run" / "best", device="cpu").predict_proba(pairs)
+    assert np.allclose(forward, torch_probabilities, atol=TOLERANCE)

@@ -109,3 +109,10 @@ def test_metrics_record_versions_and_input_hashes(tmp_path, sample_dir):
     assert {"semmatch_version", "torch_version", "python_version"} <= set(metrics)
     assert set(metrics["inputs"]) == {str(sample_dir / "train.tsv"), str(sample_dir / "valid.tsv")}
     assert all(len(digest) == 64 for digest in metrics["inputs"].values())
+
+
+def test_resume_rejects_changed_settings(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "semmatch", "train", "--resume", str(tmp_path), "--ema-decay", "0.5",
+                             "--lr", "0.01"], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "only --epochs may change, not --lr, --ema-decay" in result.stderr

@@ -93,7 +93,8 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pad-to", type=int, help="pad every query to this many positions (the reference used 128)")
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     parser.add_argument("--fusion", help="comma-separated pair features: u,v,abs_diff,product,cosine (default u,v,abs_diff)")
-    parser.add_argument("--symmetric", action="store_true", default=None,
+
+    parser.add_argument("--symmetric", action=argparse.BooleanOptionalAction, default=None,
                         help="score both query orders and average them, so score(a, b) == score(b, a)")
     parser.add_argument("--embedding-dropout", type=float, help="dropout on the token embeddings (default 0)")
     parser.add_argument("--optimizer", choices=["adam", "adamw"],
@@ -103,8 +104,10 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-grad-norm", type=float, help="clip the gradient norm to this value (default 0: off)")
     parser.add_argument("--ema-decay", type=float,
                         help="validate and save an exponential moving average of the weights (default 0: off)")
-    parser.add_argument("--augment-transitive", type=float, metavar="FRACTION",
-                        help="add training pairs implied by the labeled ones, at most FRACTION of each class (default 0)")
+    parser.add_argument("--augment-transitive", type=float, metavar="RATIO",
+                        help="add training pairs implied by the labeled ones, at most RATIO times the labeled count "
+                             "of each class (default 0: none)")
+
     parser.add_argument("--drop-duplicates", action="store_true", default=None, help="drop repeated pairs, logging the count")
     parser.add_argument("--skip-invalid", action="store_true", help="skip invalid lines and write them to OUTPUT_DIR/rejects.tsv")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -210,10 +213,22 @@ def _train_configs(args: argparse.Namespace):
     return build_config(ModelConfig, model_values, source), build_config(TrainConfig, train_values, source)
 
 
+# Options that --resume may not change: the run continues with the settings in its config.json.
+FIXED_ON_RESUME = ("train", "valid", "valid_fraction", "split", "output_dir", "preset", "config", "seed", "batch_size",
+                   "max_len", "lr", "patience", "device", "precision", "pad_to", "fusion", "symmetric",
+                   "embedding_dropout", "optimizer", "weight_decay", "label_smoothing", "clip_grad_norm", "ema_decay",
+                   "augment_transitive", "drop_duplicates")
+
+
 def _resumed_run(args: argparse.Namespace):
     """Read a run directory's effective config for --resume; only --epochs may change."""
     from semmatch.config import ModelConfig, TrainConfig, build_config
     from semmatch.fileio import sha256_file
+
+    changed = [name for name in FIXED_ON_RESUME if getattr(args, name, None) not in (None, False)]
+    if changed:
+        flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+        raise ConfigError(f"--resume continues a run with its saved settings; only --epochs may change, not {flags}")
 
     config_path = Path(args.resume) / "config.json"
     if not config_path.is_file():
@@ -240,6 +255,10 @@ def _log_file(path: Path | None):
     logging.getLogger().addHandler(handler)
     try:
         yield
+    except SemmatchError as error:
+        # main() reports the error on stderr after this handler is gone; the file gets it here.
+        handler.handle(logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "%s", (error,), None))
+        raise
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
@@ -269,7 +288,7 @@ def run_train(args: argparse.Namespace) -> int:
         data = prepare_data(files, valid, train_config, model_config.max_len, input_format, on_invalid, encoding,
                             output_dir / "rejects.tsv")
         run_info = {"train_files": files, "valid_file": valid, "on_invalid": on_invalid, "encoding": encoding,
-                    "inputs": inputs}
+                    "preset": saved.get("preset") if args.resume else args.preset, "inputs": inputs}
         result = fit(data, model_config, train_config, output_dir, progress=not args.no_progress,
                      run_info=run_info, resume=bool(args.resume))
     if result.metrics:
@@ -284,11 +303,13 @@ def run_cv(args: argparse.Namespace) -> int:
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("cv trains its folds one after another in one process; run it without torchrun")
+    if args.folds < 2:
+        raise ConfigError(f"cross-validation needs at least 2 folds, got --folds {args.folds}")
     model_config, train_config = _train_configs(args)
     output_dir = Path(args.output_dir)
     check_writable_directory(output_dir)
     inputs = {path: sha256_file(path) for path in args.train if Path(path).is_file()}
-    run_info = {"train_files": args.train, "folds": args.folds, "inputs": inputs}
+    run_info = {"train_files": args.train, "folds": args.folds, "preset": args.preset, "inputs": inputs}
     with _log_file(output_dir / "cv.log"):
         metrics = cross_validate(args.train, model_config, train_config, output_dir, args.folds, args.format,
                                  "skip" if args.skip_invalid else "error", args.encoding,

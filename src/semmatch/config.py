@@ -105,7 +105,8 @@ class TrainConfig:
         if self.optimizer not in ("adam", "adamw"):
             raise ConfigError(f"invalid optimizer {self.optimizer!r}: use 'adam' or 'adamw'")
         if self.weight_decay and self.optimizer != "adamw":
-            raise ConfigError("weight_decay needs optimizer 'adamw'; 'adam' applies the l2 penalty instead")
+            raise ConfigError(f"weight_decay {self.weight_decay} needs optimizer 'adamw', got {self.optimizer!r} "
+                              "(which applies the l2 penalty instead): set weight_decay to 0 or use adamw")
         checks = {"label_smoothing": (0.0, 1.0), "ema_decay": (0.0, 1.0)}
         for name, (low, high) in checks.items():
             if not low <= getattr(self, name) < high:
@@ -150,7 +151,7 @@ def build_config(cls: type, values: dict[str, Any], source: str) -> Any:
         )
     try:
         return cls(**values)
-    except TypeError as error:
+    except (TypeError, ConfigError) as error:
         raise ConfigError(f"{source}: {error}") from error
 
 

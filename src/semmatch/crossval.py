@@ -41,9 +41,16 @@ def cross_validate(
 ) -> dict:
     """Train one model per fold and write oof_predictions.csv and cv_metrics.json; returns the metrics."""
     output_dir = Path(output_dir)
+    # Each fold's config.json records the split the folds really use.
+    config = dataclasses.replace(config, split="query", valid_fraction=1.0 / folds)
     pairs = read_pairs(train_files, input_format, "required", on_invalid, encoding, config.drop_duplicates,
                        output_dir / "rejects.tsv")
     splits = query_folds(pairs, folds, config.seed)
+    current = {f"fold_{number}" for number in range(1, folds + 1)}
+    stale = sorted(path.name for path in output_dir.glob("fold_*") if path.name not in current)
+    if stale:
+        logger.warning("%s also contains %s from an earlier run with more folds; they are not part of this result",
+                       output_dir, ", ".join(stale))
     out_of_fold = np.full(len(pairs), np.nan)
     fold_of = np.zeros(len(pairs), dtype=np.int64)
     fold_rows = []
@@ -56,7 +63,8 @@ def cross_validate(
         out_of_fold[split.valid] = result.valid_probabilities
         fold_of[split.valid] = number
         fold_rows.append({"fold": number, "best_val_auc": result.metrics["best_val_auc"],
-                          "best_epoch": result.metrics["best_epoch"], "train_pairs": len(data.train_a),
+                          "best_epoch": result.metrics["best_epoch"], "labeled_train_pairs": len(split.train),
+                          "train_pairs_with_implied": len(data.train_a),
                           "valid_pairs": len(split.valid), "train_seconds": result.metrics["train_seconds"]})
 
     _write_out_of_fold(pairs, fold_of, out_of_fold, output_dir / "oof_predictions.csv")
@@ -69,6 +77,7 @@ def cross_validate(
         "max_auc": round(float(aucs.max()), 6),
         "out_of_fold_auc": round(safe_auc(pairs.labels, out_of_fold), 6),
         "pairs": len(pairs),
+        "invalid_lines_skipped": pairs.stats.invalid,
         "per_fold": fold_rows,
     }
     atomic_write_text(output_dir / "cv_metrics.json", json.dumps(metrics, indent=2) + "\n")

@@ -51,10 +51,11 @@ class MatchHead(nn.Module):
         # u, v: (batch, projection_dim) -> (batch,) logits
         if not self.symmetric:
             return self.mlp(fuse(u, v, self.features)).squeeze(-1)
-        # Both orders go through the MLP as one batch; their mean logit makes the score
-        # independent of query order, in training as in prediction.
-        both = torch.cat([fuse(u, v, self.features), fuse(v, u, self.features)], dim=0)
-        forward_logits, swapped_logits = self.mlp(both).squeeze(-1).chunk(2, dim=0)
+        # The mean logit of both orders makes the score independent of query order, in training
+        # as in prediction. Two MLP calls (not one on a concatenated batch) keep the batch
+        # dimension dynamic in ONNX export.
+        forward_logits = self.mlp(fuse(u, v, self.features)).squeeze(-1)
+        swapped_logits = self.mlp(fuse(v, u, self.features)).squeeze(-1)
         return 0.5 * (forward_logits + swapped_logits)
 
 

@@ -152,40 +152,49 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 18,
     config = model.config
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    start = time.perf_counter()
-    token_ids, lengths = _example_inputs(config)
-    _export_graph(model.encoder, (token_ids, lengths), output_dir / ENCODER_FILE, ["token_ids", "lengths"], "vectors",
-                  {"token_ids": {0: "batch", 1: "seq_len"}, "lengths": {0: "batch"}}, config.max_len, opset, exporter)
-    with torch.inference_mode():
-        vectors = model.encoder(token_ids, lengths)
-    head_inputs = (vectors, vectors.flip(0))
-    _export_graph(_HeadProbability(model).eval(), head_inputs, output_dir / HEAD_FILE, ["u", "v"], "probability",
-                  {"u": {0: "batch"}, "v": {0: "batch"}}, config.max_len, opset, exporter)
-    export_seconds = time.perf_counter() - start
+    # A failed export or check removes what it wrote, so no directory looks like a usable export.
+    written = [output_dir / name for name in (ENCODER_FILE, HEAD_FILE, EXPORT_FILE, CONFIG_FILE, VOCAB_FILE)]
+    try:
+        start = time.perf_counter()
+        token_ids, lengths = _example_inputs(config)
+        _export_graph(model.encoder, (token_ids, lengths), output_dir / ENCODER_FILE, ["token_ids", "lengths"],
+                      "vectors", {"token_ids": {0: "batch", 1: "seq_len"}, "lengths": {0: "batch"}}, config.max_len,
+                      opset, exporter)
+        with torch.inference_mode():
+            vectors = model.encoder(token_ids, lengths)
+        head_inputs = (vectors, vectors.flip(0))
+        _export_graph(_HeadProbability(model).eval(), head_inputs, output_dir / HEAD_FILE, ["u", "v"], "probability",
+                      {"u": {0: "batch"}, "v": {0: "batch"}}, config.max_len, opset, exporter)
+        export_seconds = time.perf_counter() - start
 
-    for name in (CONFIG_FILE, VOCAB_FILE):
-        if (model_dir / name).is_file():
-            shutil.copyfile(model_dir / name, output_dir / name)
-    document = {
-        "format": ONNX_FORMAT,
-        "exporter": exporter,
-        "opset": opset,
-        "source_model": str(model_dir),
-        "model_fingerprint": model_fingerprint(matcher),
-        "semmatch_version": __version__,
-        "torch_version": torch.__version__,
-        "onnxruntime_version": _onnxruntime().__version__,
-        "export_seconds": round(export_seconds, 2),
-    }
-    atomic_write_text(output_dir / EXPORT_FILE, json.dumps(document, indent=2) + "\n")
+        for name in (CONFIG_FILE, VOCAB_FILE):
+            if (model_dir / name).is_file():
+                shutil.copyfile(model_dir / name, output_dir / name)
+        document = {
+            "format": ONNX_FORMAT,
+            "exporter": exporter,
+            "opset": opset,
+            "source_model": str(model_dir),
+            "model_fingerprint": model_fingerprint(matcher),
+            "semmatch_version": __version__,
+            "torch_version": torch.__version__,
+            "onnxruntime_version": _onnxruntime().__version__,
+            "export_seconds": round(export_seconds, 2),
+        }
+        atomic_write_text(output_dir / EXPORT_FILE, json.dumps(document, indent=2) + "\n")
 
-    differences = compare_with_torch(matcher, OnnxMatcher.load(output_dir))
-    document["max_abs_difference"] = differences
-    atomic_write_text(output_dir / EXPORT_FILE, json.dumps(document, indent=2) + "\n")
-    worst = max(differences.values())
-    if worst > TOLERANCE:
-        raise ModelFileError(f"the ONNX graphs in {output_dir} differ from PyTorch by up to {worst:.2e} "
-                             f"(limit {TOLERANCE:.0e}): {differences}; try --exporter torchscript")
+        differences = compare_with_torch(matcher, OnnxMatcher.load(output_dir))
+        document["max_abs_difference"] = differences
+        atomic_write_text(output_dir / EXPORT_FILE, json.dumps(document, indent=2) + "\n")
+        worst = max(differences.values())
+        if worst > TOLERANCE:
+            raise ModelFileError(f"the exported ONNX graphs differ from PyTorch by up to {worst:.2e} "
+                                 f"(limit {TOLERANCE:.0e}): {differences}; the files were removed from "
+                                 f"{output_dir}. Try --exporter torchscript")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     logger.info("exported %s and %s to %s with the %s exporter, opset %d, in %.1f s; largest difference "
                 "from PyTorch %.1e", ENCODER_FILE, HEAD_FILE, output_dir, exporter, opset, export_seconds, worst)
     return document

@@ -77,8 +77,22 @@ def query_folds(pairs: PairSet, folds: int, seed: int) -> list[Split]:
             f"the pairs form {len(np.unique(components))} groups of linked queries, fewer than {folds} folds; "
             "use fewer folds or more data", ", ".join(pairs.sources),
         )
+    class_counts = np.bincount(pairs.labels, minlength=2)
+    if class_counts.min() < folds:
+        raise InputError(
+            f"cross-validation with {folds} folds needs at least {folds} pairs of each label, found "
+            f"{class_counts[0]} with label 0 and {class_counts[1]} with label 1; use fewer folds or more data",
+            ", ".join(pairs.sources),
+        )
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return [Split(train, valid) for train, valid in splitter.split(np.zeros(len(pairs)), pairs.labels, components)]
+    splits = [Split(train, valid) for train, valid in splitter.split(np.zeros(len(pairs)), pairs.labels, components)]
+    for number, split in enumerate(splits, start=1):
+        if len(np.unique(pairs.labels[split.valid])) < 2:
+            raise InputError(
+                f"fold {number} of {folds} would validate on pairs of one label only, where AUC is undefined, "
+                "because linked queries must stay in one fold; use fewer folds or more data", ", ".join(pairs.sources),
+            )
+    return splits
 
 
 MIN_PAIRS_TO_SPLIT = 10
