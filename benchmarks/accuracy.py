@@ -10,8 +10,8 @@ configuration trains with the same seed and epoch budget:
 - on `xiaobu/pairs.tsv` with a query-disjoint 80/20 split;
 - on one query-disjoint half of `general/lcqmc_dev.tsv` and of `general/bq_dev.tsv`, scored on the other half.
 The reference and the winner also train on a stratified random 80/20 split of the Xiaobu pairs.
-With --confirm-seeds, both train again on query splits drawn with other seeds, which took no
-part in choosing the levers.
+With --confirm-seeds, the reference and best presets train again on query splits drawn with other
+seeds, which took no part in choosing the levers.
 
 Runs go one at a time with two PyTorch threads (--jobs and --threads change that). Prints one JSON line per run, keeps them in
 WORK_DIR/results.json, and writes the table into docs/accuracy.md between its table markers.
@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from common import data_dir, emit
+from semmatch.config import preset_values
 
 # (name, model values, train values) added on top of the best configuration so far.
 LEVERS = [
@@ -119,7 +120,7 @@ def table(results: list[dict], kept: list[str], args: argparse.Namespace) -> str
 
 
 def confirmation_table(rows: list[tuple[int, dict, dict]]) -> str:
-    lines = ["| split seed | reference AUC | best AUC | gain |", "|---|---|---|---|"]
+    lines = ["| split seed | `--preset reference` AUC | `--preset best` AUC | gain |", "|---|---|---|---|"]
     for seed, reference, best in rows:
         gain = best["best_val_auc"] - reference["best_val_auc"]
         lines.append(f"| {seed} | {reference['best_val_auc']:.4f} ({reference['best_epoch']}) | "
@@ -147,7 +148,7 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("runs/accuracy"))
     parser.add_argument("--doc", type=Path, default=Path("docs/accuracy.md"))
     parser.add_argument("--confirm-seeds", type=int, nargs="*", default=[],
-                        help="after the search, train the reference and the best configuration on query splits "
+                        help="after the search, train the reference and best presets on query splits "
                              "with these seeds: holdouts that took no part in choosing the levers")
     args = parser.parse_args()
     root = data_dir()
@@ -187,10 +188,12 @@ def main() -> None:
             results.append(record)
             write_table(table(results, kept, args), args.doc)
 
+        # The confirmation compares the presets users get, which can differ from the search's winner.
         confirmations = []
+        presets = [(name, *preset_values(name)) for name in ("reference", "best")]
         for seed in args.confirm_seeds:
             jobs = [{**job, "seed": seed, "output_dir": str(args.work_dir / "confirm" / f"seed{seed}" / name)}
-                    for name, model, train in (("reference", {}, {}), ("best", best_model, best_train))
+                    for name, model, train in presets
                     for job in jobs_for(name, model, train, args, root)[:1]]
             reference, best = pool.map(run_one, jobs, chunksize=1)
             emit(reference)
