@@ -81,7 +81,7 @@ def run_one(job: dict) -> dict:
 
 def jobs_for(name: str, model: dict, train: dict, args: argparse.Namespace, root: Path,
              cases: tuple[str, ...] = ("xiaobu_query", "lcqmc", "bq")) -> list[dict]:
-    """The runs of one configuration: any of xiaobu_query, xiaobu_random, lcqmc and bq, in that order."""
+    """Build the run specifications of one configuration for the named cases, in the order xiaobu_query, xiaobu_random, lcqmc, bq."""
     base = {"config": name, "model": model, "train": train, "seed": args.seed, "threads": args.threads}
     slug = name.replace(" ", "_").replace("+", "").replace("*", "x").replace(",", "").strip("_")
     known = {"xiaobu_query": ("xiaobu", root / "xiaobu" / "pairs.tsv", "query", 0.2, args.epochs),
