@@ -210,6 +210,19 @@ def save_model(model: TwoTowerModel, vocabulary: Vocabulary | IdVocabulary, path
         atomic_write_text(directory / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
 
 
+def load_vocabulary(path: Path, vocab_info: dict, vocab_size: int, kind: str = "model") -> Vocabulary | IdVocabulary:
+    """Load the vocabulary that config.json's "vocabulary" entry describes, checking its size against the model."""
+    if vocab_info.get("kind") != "text":
+        return IdVocabulary(int(vocab_info["max_id"]))
+    vocab_path = path / vocab_info.get("file", VOCAB_FILE)
+    if not vocab_path.is_file():
+        raise ModelFileError(f"{kind} file missing: {vocab_path}")
+    vocabulary = Vocabulary.load(vocab_path)
+    if len(vocabulary) != vocab_size:
+        raise ModelFileError(f"{vocab_path} has {len(vocabulary)} tokens but the model expects {vocab_size}")
+    return vocabulary
+
+
 def load_model_files(path: str | Path) -> tuple[TwoTowerModel, Vocabulary | IdVocabulary]:
     """Read a model directory, checking every file before building the network."""
     path = Path(path)
@@ -227,15 +240,7 @@ def load_model_files(path: str | Path) -> tuple[TwoTowerModel, Vocabulary | IdVo
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
         raise ModelFileError(f"corrupt model config {config_path}: {error}") from error
 
-    if vocab_info.get("kind") == "text":
-        vocab_path = path / vocab_info.get("file", VOCAB_FILE)
-        if not vocab_path.is_file():
-            raise ModelFileError(f"model file missing: {vocab_path}")
-        vocabulary: Vocabulary | IdVocabulary = Vocabulary.load(vocab_path)
-        if len(vocabulary) != model_config.vocab_size:
-            raise ModelFileError(f"{vocab_path} has {len(vocabulary)} tokens but the model expects {model_config.vocab_size}")
-    else:
-        vocabulary = IdVocabulary(int(vocab_info["max_id"]))
+    vocabulary = load_vocabulary(path, vocab_info, model_config.vocab_size)
 
     try:
         state = load_file(str(weights_path))

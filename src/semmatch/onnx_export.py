@@ -39,7 +39,7 @@ from semmatch.config import ModelConfig, build_config
 from semmatch.errors import InputError, ModelFileError
 from semmatch.fileio import atomic_write_text
 from semmatch.inference import VectorCache, fill_from_cache
-from semmatch.matcher import CONFIG_FILE, VOCAB_FILE, Matcher, load_model
+from semmatch.matcher import CONFIG_FILE, VOCAB_FILE, Matcher, load_model, load_vocabulary
 from semmatch.model import TwoTowerModel
 from semmatch.tokenize import IdVocabulary, Vocabulary
 
@@ -342,16 +342,7 @@ def _read_export(path: Path) -> tuple[ModelConfig, Vocabulary | IdVocabulary, di
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as error:
         raise ModelFileError(f"corrupt ONNX export {path}: {error}") from error
 
-    if vocab_info.get("kind") == "text":
-        vocab_path = path / vocab_info.get("file", VOCAB_FILE)
-        if not vocab_path.is_file():
-            raise ModelFileError(f"ONNX model file missing: {vocab_path}")
-        vocabulary: Vocabulary | IdVocabulary = Vocabulary.load(vocab_path)
-        if len(vocabulary) != config.vocab_size:
-            raise ModelFileError(f"{vocab_path} has {len(vocabulary)} tokens but the model expects {config.vocab_size}")
-    else:
-        vocabulary = IdVocabulary(int(vocab_info["max_id"]))
-    return config, vocabulary, document
+    return config, load_vocabulary(path, vocab_info, config.vocab_size, kind="ONNX model"), document
 
 
 def load_backend(path: str | Path, backend: str = "torch", device: str = "auto", precision: str = "fp32",
