@@ -81,7 +81,10 @@ def run_one(job: dict) -> dict:
 
 def jobs_for(name: str, model: dict, train: dict, args: argparse.Namespace, root: Path,
              cases: tuple[str, ...] = ("xiaobu_query", "lcqmc", "bq")) -> list[dict]:
-    """Build the run specifications of one configuration for the named cases, in the order xiaobu_query, xiaobu_random, lcqmc, bq."""
+    """Build the run specifications of one configuration for the named cases.
+
+    The cases run in the order xiaobu_query, xiaobu_random, lcqmc, bq.
+    """
     base = {"config": name, "model": model, "train": train, "seed": args.seed, "threads": args.threads}
     slug = name.replace(" ", "_").replace("+", "").replace("*", "x").replace(",", "").strip("_")
     known = {"xiaobu_query": ("xiaobu", root / "xiaobu" / "pairs.tsv", "query", 0.2, args.epochs),
@@ -94,7 +97,7 @@ def jobs_for(name: str, model: dict, train: dict, args: argparse.Namespace, root
             for dataset, path, split, fraction, epochs in cases]
 
 
-def table(results: list[dict], kept: list[str], args: argparse.Namespace) -> str:
+def table(results: list[dict], kept_levers: list[str], args: argparse.Namespace) -> str:
     by_config: dict[str, dict] = {}
     for record in results:
         by_config.setdefault(record["config"], {})[(record["dataset"], record["split"])] = record
@@ -111,7 +114,7 @@ def table(results: list[dict], kept: list[str], args: argparse.Namespace) -> str
             record = runs.get(key)
             return "" if record is None else f"{record['best_val_auc']:.4f} ({record['best_epoch']})"
         seconds = runs[("xiaobu", "query")]["seconds"]
-        status = "yes" if name in kept else "no"
+        status = "yes" if name in kept_levers else "no"
         if name == "reference":
             status = "base"
         lines.append(f"| {name} | {status} | {cell(('xiaobu', 'query'))} | {cell(('xiaobu', 'random'))} | "
@@ -155,7 +158,7 @@ def main() -> None:
     args.work_dir.mkdir(parents=True, exist_ok=True)
 
     results: list[dict] = []
-    kept: list[str] = []
+    kept_levers: list[str] = []
     best_model: dict = {}
     best_train: dict = {}
     best_auc = None
@@ -173,20 +176,21 @@ def main() -> None:
             auc = next(r["best_val_auc"] for r in runs if r["dataset"] == "xiaobu" and r["split"] == "query")
             if best_auc is None or auc > best_auc:
                 if best_auc is not None:
-                    kept.append(name)
+                    kept_levers.append(name)
                 best_auc, best_model, best_train = auc, model, train
-            summary = {"results": results, "kept": kept, "best_model": best_model, "best_train": best_train,
+            summary = {"results": results, "kept_levers": kept_levers, "best_model": best_model,
+                       "best_train": best_train,
                        "epochs": args.epochs, "small_epochs": args.small_epochs, "seed": args.seed}
             (args.work_dir / "results.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-            write_table(table(results, kept, args), args.doc)
+            write_table(table(results, kept_levers, args), args.doc)
 
         # The random split, which shares queries between the sides, runs for the reference and the winner only.
-        if kept:
-            [job] = jobs_for(kept[-1], best_model, best_train, args, root, ("xiaobu_random",))
+        if kept_levers:
+            [job] = jobs_for(kept_levers[-1], best_model, best_train, args, root, ("xiaobu_random",))
             record = pool.apply(run_one, (job,))
             emit(record)
             results.append(record)
-            write_table(table(results, kept, args), args.doc)
+            write_table(table(results, kept_levers, args), args.doc)
 
         # The confirmation compares the presets users get, which can differ from the search's winner.
         confirmations = []
@@ -200,7 +204,7 @@ def main() -> None:
             emit(best)
             confirmations.append((seed, reference, best))
             write_table(confirmation_table(confirmations), args.doc, CONFIRM_START, CONFIRM_END)
-    emit({"case": "accuracy", "best_model": best_model, "best_train": best_train, "kept": kept})
+    emit({"case": "accuracy", "best_model": best_model, "best_train": best_train, "kept_levers": kept_levers})
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Run from the repository root:
     SEMMATCH_DATA=../shared/data .venv/bin/python benchmarks/preset_cost.py
 
 Each preset trains one epoch over the first 20,000 pairs of `xiaobu/pairs.tsv` (80% train,
-text mode) and then scores the last 4,000 of those pairs; the presets alternate over `--rounds`
+text mode) and then scores the last 4,000 of those pairs. The presets alternate over `--rounds`
 rounds so that load on the machine affects all of them alike. Prints one JSON line per preset
 with the median pairs/s and its ratio to the reference preset.
 """
