@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     """Model and training options shared by train and cv; unset flags keep the preset's or TOML file's value."""
-    parser.add_argument("--preset", help="named starting configuration: reference (the default recipe) or best "
-                                         "(the winner of docs/accuracy.md); --config and flags override it")
+    parser.add_argument("--preset", help="named starting configuration: reference (the default recipe), best (the "
+                                         "most accurate in docs/accuracy.md, an interaction model) or best_two_tower "
+                                         "(the most accurate with query vectors); --config and flags override it")
     parser.add_argument("--config", metavar="FILE.toml", help="TOML file with [model] and [train] tables; flags override it")
     parser.add_argument("--seed", type=int, help="random seed for the split, initialization and batch order (default 42)")
     parser.add_argument("--epochs", type=int, help="maximum number of epochs (default 50)")
@@ -94,6 +95,9 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     parser.add_argument("--fusion", help="comma-separated pair features: u,v,abs_diff,product,cosine (default u,v,abs_diff)")
 
+    parser.add_argument("--architecture", choices=["two_tower", "interaction"],
+                        help="two_tower (default): one vector per query, for encode, search and ONNX export; "
+                             "interaction: cross attention between the two queries, pairs scored jointly")
     parser.add_argument("--symmetric", action=argparse.BooleanOptionalAction, default=None,
                         help="score both query orders and average them, so score(a, b) == score(b, a)")
     parser.add_argument("--embedding-dropout", type=float, help="dropout on the token embeddings (default 0)")
@@ -205,7 +209,8 @@ def _train_configs(args: argparse.Namespace):
              "clip_grad_norm": args.clip_grad_norm, "ema_decay": args.ema_decay,
              "augment_transitive": args.augment_transitive}
     train_values.update({key: value for key, value in flags.items() if value is not None})
-    model_flags = {"max_len": args.max_len, "symmetric": args.symmetric, "embedding_dropout": args.embedding_dropout}
+    model_flags = {"architecture": args.architecture, "max_len": args.max_len, "symmetric": args.symmetric,
+                   "embedding_dropout": args.embedding_dropout}
     model_values.update({key: value for key, value in model_flags.items() if value is not None})
     if args.fusion:
         model_values["fusion"] = [name.strip() for name in args.fusion.split(",") if name.strip()]
@@ -215,7 +220,7 @@ def _train_configs(args: argparse.Namespace):
 
 # Options that --resume may not change: the run continues with the settings in its config.json.
 FIXED_ON_RESUME = ("train", "valid", "valid_fraction", "split", "output_dir", "preset", "config", "seed", "batch_size",
-                   "max_len", "lr", "patience", "device", "precision", "pad_to", "fusion", "symmetric",
+                   "max_len", "lr", "patience", "device", "precision", "pad_to", "architecture", "fusion", "symmetric",
                    "embedding_dropout", "optimizer", "weight_decay", "label_smoothing", "clip_grad_norm", "ema_decay",
                    "augment_transitive", "drop_duplicates")
 
@@ -343,11 +348,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_index(args: argparse.Namespace) -> int:
     from semmatch.bank import IndexSettings, QueryBank, read_bank_queries
+    from semmatch.matcher import require_vectors
     from semmatch.onnx_export import load_backend
 
     settings = IndexSettings(args.index_type, hnsw_m=args.hnsw_m, ef_search=args.ef_search,
                              nlist=args.nlist, nprobe=args.nprobe)
     matcher = load_backend(args.model, args.backend, args.device)
+    require_vectors(matcher, "semmatch index")
     matcher.batch_size = args.batch_size
     queries = read_bank_queries(args.queries, matcher.input_format, args.layout, args.encoding)
     bank = QueryBank.build(matcher, queries, settings, source=args.queries)
@@ -360,11 +367,13 @@ def run_search(args: argparse.Namespace) -> int:
     from semmatch.bank import QueryBank, read_query_lines
     from semmatch.errors import InputError
     from semmatch.fileio import atomic_open
+    from semmatch.matcher import require_vectors
     from semmatch.onnx_export import load_backend
 
     if bool(args.query) == bool(args.queries):
         raise InputError("give the queries to search for with --query TEXT (repeatable) or --queries FILE, not both")
     matcher = load_backend(args.model, args.backend, args.device)
+    require_vectors(matcher, "semmatch search")
     bank = QueryBank.load(args.index, matcher)
     queries = args.query or read_query_lines(args.queries, matcher.input_format, args.encoding)
     results = bank.search(matcher, queries, args.k, args.candidates, rerank=not args.no_rerank)

@@ -105,23 +105,33 @@ class QueryEncoder(nn.Module):
         Returns:
             (batch, projection_dim) query vectors.
         """
+        states, mask = self.contextualize(token_ids, lengths)
+        return self.pool(states, mask, lengths)
+
+    def contextualize(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embed, run the BiLSTM and self-attention: one state per token.
+
+        Returns:
+            (batch, seq_len, 2 * lstm_hidden) token states and the (batch, seq_len) mask, True at real tokens.
+        """
         seq_len = token_ids.shape[1]
         positions = torch.arange(seq_len, device=token_ids.device)
         mask = positions.unsqueeze(0) < lengths.unsqueeze(1)  # (batch, seq_len)
-        mask_3d = mask.unsqueeze(-1)  # (batch, seq_len, 1)
-
         x = self.token_embedding(token_ids) + self.position_embedding(positions)  # (batch, seq_len, emb)
         x = self.embedding_dropout(x)
         x = self.bilstm(x, lengths)  # (batch, seq_len, width)
-        x = self.norm(x + self.attention(x, mask))
+        return self.norm(x + self.attention(x, mask)), mask
 
+    def pool(self, states: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Convolve token states, pool over real tokens and project: (batch, seq_len, width) -> (batch, projection_dim)."""
         # Convolutions see zeros beyond each query's end, exactly as an unpadded query would.
-        hidden = x.transpose(1, 2)  # (batch, width, seq_len)
+        hidden = states.transpose(1, 2)  # (batch, width, seq_len)
         channel_mask = mask.unsqueeze(1)  # (batch, 1, seq_len)
         for conv in self.convs:
             hidden = F.relu(conv(hidden.masked_fill(~channel_mask, 0.0)))
         hidden = hidden.transpose(1, 2)  # (batch, seq_len, channels)
 
+        mask_3d = mask.unsqueeze(-1)  # (batch, seq_len, 1)
         counts = lengths.unsqueeze(1).to(hidden.dtype)  # (batch, 1)
         mean_pool = hidden.masked_fill(~mask_3d, 0.0).sum(dim=1) / counts
         max_pool = hidden.masked_fill(~mask_3d, float("-inf")).amax(dim=1)

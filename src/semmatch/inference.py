@@ -1,4 +1,4 @@
-"""Batched scoring with a trained model: each distinct query is encoded once per call."""
+"""Batched scoring with a trained model: a two-tower model encodes each distinct query once per call."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from semmatch.batching import EncodedQueries, sorted_batches
 from semmatch.errors import ConfigError
-from semmatch.model import TwoTowerModel
+from semmatch.model import PairModel, TwoTowerModel
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -107,7 +107,7 @@ def fill_from_cache(indices: np.ndarray, keys: list[str], cache: VectorCache, ve
 
 @torch.inference_mode()
 def score_pairs(
-    model: TwoTowerModel,
+    model: PairModel,
     queries: EncodedQueries,
     a: np.ndarray,
     b: np.ndarray,
@@ -120,12 +120,15 @@ def score_pairs(
 ) -> np.ndarray:
     """Return match probabilities (float64) for pairs (a[i], b[i]) of query indices.
 
-    Each distinct query index is encoded once; with `cache` and `keys` (the query texts),
-    vectors of queries met in earlier calls are reused.
+    A two-tower model encodes each distinct query index once; with `cache` and `keys` (the query
+    texts), vectors of queries met in earlier calls are reused. An interaction model scores each
+    pair jointly and uses no cache.
     """
     model.eval()
     if len(a) == 0:
         return np.zeros(0)
+    if model.config.architecture == "interaction":
+        return _score_jointly(model, queries, a, b, batch_size, pad_to, device, precision)
     distinct, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
     if cache is not None and keys is not None:
         vectors = torch.empty(len(distinct), model.config.projection_dim, device=device)
@@ -143,4 +146,19 @@ def score_pairs(
         v = vectors[inverse[pair_count + start:pair_count + stop]]
         with autocast(device, precision):
             probabilities[start:stop] = torch.sigmoid(model.head(u, v).float())
+    return probabilities.cpu().numpy().astype(np.float64)
+
+
+@torch.inference_mode()
+def _score_jointly(model: PairModel, queries: EncodedQueries, a: np.ndarray, b: np.ndarray, batch_size: int,
+                   pad_to: int | None, device: torch.device, precision: str) -> np.ndarray:
+    """Score pairs with the whole model, in batches of pairs of similar length."""
+    max_len = model.config.max_len
+    pair_lengths = np.minimum(np.maximum(queries.lengths[a], queries.lengths[b]), max_len)
+    probabilities = torch.empty(len(a), device=device)
+    for batch in sorted_batches(pair_lengths, max(batch_size // 2, 1)):
+        token_ids, lengths = queries.pad(np.concatenate([a[batch], b[batch]]), max_len, pad_to)
+        with autocast(device, precision):
+            logits = model(token_ids.to(device, non_blocking=True), lengths.to(device))
+        probabilities[torch.from_numpy(batch).to(device)] = torch.sigmoid(logits.float())
     return probabilities.cpu().numpy().astype(np.float64)

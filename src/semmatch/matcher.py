@@ -24,7 +24,7 @@ from semmatch.data import PairSet, _check_id_query
 from semmatch.errors import InputError, ModelFileError
 from semmatch.fileio import atomic_directory, atomic_write_bytes, atomic_write_text
 from semmatch.inference import VectorCache, autocast, encode_indices, resolve_device, score_pairs
-from semmatch.model import TwoTowerModel
+from semmatch.model import PairModel, build_model
 from semmatch.tokenize import IdVocabulary, Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,20 @@ VOCAB_FILE = "vocab.txt"
 QueryLike = str | Sequence[int]
 
 
+def has_vectors(matcher) -> bool:
+    """Return whether a `Matcher` or `OnnxMatcher` gives standalone query vectors (false for interaction models)."""
+    return matcher.config.architecture == "two_tower"
+
+
+def require_vectors(matcher, action: str) -> None:
+    """Raise InputError when `action` needs query vectors that the matcher's model does not give."""
+    if not has_vectors(matcher):
+        raise InputError(f"{action} needs query vectors, but this is an interaction model, which scores pairs "
+                         "jointly; use a two-tower model (one trained without --architecture interaction)")
+
+
 class Matcher:
-    """A two-tower model with its vocabulary, ready to score pairs and encode queries.
+    """A trained model with its vocabulary, ready to score pairs and (two-tower models) encode queries.
 
     Args:
         model: the network.
@@ -47,7 +59,7 @@ class Matcher:
         precision: "fp32" or "bf16" (autocast).
     """
 
-    def __init__(self, model: TwoTowerModel, vocabulary: Vocabulary | IdVocabulary,
+    def __init__(self, model: PairModel, vocabulary: Vocabulary | IdVocabulary,
                  device: str | torch.device = "auto", precision: str = "fp32"):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -128,6 +140,7 @@ class Matcher:
         Returns:
             (len(queries), projection_dim) float32 array.
         """
+        require_vectors(self, "encoding queries")
         encoded = self._encode_raw_queries(list(queries))
         indices = np.arange(len(encoded))
         vectors = encode_indices(self.model, encoded, indices, self.batch_size, None, self.device, self.precision)
@@ -159,6 +172,7 @@ class Matcher:
         Returns:
             (len(u),) float64 match probabilities.
         """
+        require_vectors(self, "scoring query vectors")
         u_tensor = torch.as_tensor(np.asarray(u, dtype=np.float32), device=self.device)
         v_tensor = torch.as_tensor(np.asarray(v, dtype=np.float32), device=self.device)
         if u_tensor.ndim != 2 or u_tensor.shape != v_tensor.shape:
@@ -186,7 +200,7 @@ class Matcher:
         return cls(model, vocabulary, device, precision)
 
 
-def save_model(model: TwoTowerModel, vocabulary: Vocabulary | IdVocabulary, path: str | Path) -> None:
+def save_model(model: PairModel, vocabulary: Vocabulary | IdVocabulary, path: str | Path) -> None:
     """Write a model directory (config.json, model.safetensors, vocab.txt for text models).
 
     The directory is built under a temporary name and renamed into place, so a crash never
@@ -223,7 +237,7 @@ def load_vocabulary(path: Path, vocab_info: dict, vocab_size: int, kind: str = "
     return vocabulary
 
 
-def load_model_files(path: str | Path) -> tuple[TwoTowerModel, Vocabulary | IdVocabulary]:
+def load_model_files(path: str | Path) -> tuple[PairModel, Vocabulary | IdVocabulary]:
     """Read a model directory, checking every file before building the network."""
     path = Path(path)
     if not path.is_dir():
@@ -246,7 +260,7 @@ def load_model_files(path: str | Path) -> tuple[TwoTowerModel, Vocabulary | IdVo
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelFileError(f"corrupt weights file {weights_path}: {error}") from error
-    model = TwoTowerModel(model_config)
+    model = build_model(model_config)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -1,4 +1,9 @@
-"""The two-tower matcher: one shared QueryEncoder for both queries and an MLP head over fused features."""
+"""The matchers: one shared QueryEncoder for both queries and an MLP head over fused features.
+
+TwoTowerModel encodes each query on its own, so query vectors can be cached, indexed and
+exported. InteractionModel lets the two queries' token states attend to each other before
+pooling (ESIM's local inference), which scores pairs jointly.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semmatch.config import ModelConfig
+from semmatch.errors import ConfigError
 from semmatch.encoder import QueryEncoder
 
 
@@ -64,6 +70,7 @@ class TwoTowerModel(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        _check_architecture(config, "two_tower")
         self.config = config
         self.encoder = QueryEncoder(config)
         self.head = MatchHead(config)
@@ -83,6 +90,68 @@ class TwoTowerModel(nn.Module):
         vectors = self.encoder(token_ids, lengths)  # (2 * batch, dim)
         u, v = vectors.chunk(2, dim=0)
         return self.head(u, v)
+
+
+class CrossAttention(nn.Module):
+    """ESIM-style local inference between two queries' token states.
+
+    Each token is softly aligned with the other query's tokens (scaled dot-product attention
+    over that query's real tokens only), then enhanced with [x, aligned, x - aligned,
+    x * aligned] and projected back to the state width.
+    """
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.scale = width ** -0.5
+        self.enhance = nn.Linear(4 * width, width)
+
+    def align(self, x: torch.Tensor, other: torch.Tensor, other_mask: torch.Tensor) -> torch.Tensor:
+        """Enhanced states of `x` (batch, len_x, width) aligned with `other` (batch, len_other, width)."""
+        aligned = F.scaled_dot_product_attention(x, other, other, attn_mask=other_mask[:, None, :], scale=self.scale)
+        features = torch.cat([x, aligned, x - aligned, x * aligned], dim=-1)
+        return F.relu(self.enhance(features))
+
+    def forward(self, a: torch.Tensor, a_mask: torch.Tensor, b: torch.Tensor, b_mask: torch.Tensor):
+        # Swapping (a, b) swaps the outputs, so a symmetric head stays order independent.
+        return self.align(a, b, b_mask), self.align(b, a, a_mask)
+
+
+class InteractionModel(nn.Module):
+    """Cross-attention matcher: shared encoder states, ESIM-style alignment, the encoder's pooling, the head."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        _check_architecture(config, "interaction")
+        self.config = config
+        self.encoder = QueryEncoder(config)
+        self.cross = CrossAttention(2 * config.lstm_hidden)
+        self.head = MatchHead(config)
+        init_like_keras(self)
+
+    def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Score pairs laid out as in TwoTowerModel.forward: (2 * batch, seq_len) -> (batch,) logits."""
+        states, mask = self.encoder.contextualize(token_ids, lengths)  # (2 * batch, seq_len, width)
+        a, b = states.chunk(2, dim=0)
+        a_mask, b_mask = mask.chunk(2, dim=0)
+        a, b = self.cross(a, a_mask, b, b_mask)
+        vectors = self.encoder.pool(torch.cat([a, b], dim=0), mask, lengths)  # (2 * batch, dim)
+        u, v = vectors.chunk(2, dim=0)
+        return self.head(u, v)
+
+
+PairModel = TwoTowerModel | InteractionModel
+
+
+def _check_architecture(config: ModelConfig, expected: str) -> None:
+    # The saved config decides which class loads the weights, so it must name this class.
+    if config.architecture != expected:
+        raise ConfigError(f"a {expected} model needs ModelConfig(architecture={expected!r}), "
+                          f"got {config.architecture!r}; build_model(config) picks the class")
+
+
+def build_model(config: ModelConfig) -> PairModel:
+    """Build the network that `config.architecture` names."""
+    return InteractionModel(config) if config.architecture == "interaction" else TwoTowerModel(config)
 
 
 def init_like_keras(model: nn.Module) -> None:

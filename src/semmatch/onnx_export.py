@@ -39,7 +39,7 @@ from semmatch.config import ModelConfig, build_config
 from semmatch.errors import InputError, ModelFileError
 from semmatch.fileio import atomic_write_text
 from semmatch.inference import VectorCache, fill_from_cache
-from semmatch.matcher import CONFIG_FILE, VOCAB_FILE, Matcher, load_model, load_vocabulary
+from semmatch.matcher import CONFIG_FILE, VOCAB_FILE, Matcher, load_model, load_vocabulary, require_vectors
 from semmatch.model import TwoTowerModel
 from semmatch.tokenize import IdVocabulary, Vocabulary
 
@@ -148,6 +148,7 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 18,
     if output_dir.resolve() == model_dir.resolve():
         raise InputError(f"--output {output_dir} is the model directory; choose a new directory")
     matcher = load_model(model_dir, device="cpu")
+    require_vectors(matcher, "ONNX export (an encoder graph and a head graph)")
     model = copy.deepcopy(matcher.model).eval()
     config = model.config
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException
 from semmatch import __version__
 from semmatch.data import _check_id_query
 from semmatch.errors import ConfigError, SemmatchError
+from semmatch.matcher import has_vectors, require_vectors
 from semmatch.tokenize import tokenize
 
 logger = logging.getLogger(__name__)
@@ -290,6 +291,8 @@ class MicroBatcher:
 
     def _process(self, batch: list[_Job]) -> list[Any]:
         """Encode every job's queries in one call, then score pairs and search (model thread)."""
+        if not has_vectors(self.matcher):
+            return self._process_jointly(batch)
         queries = [query for job in batch for query in job.queries]
         vectors = self.matcher.encode(queries)  # (total queries, dim)
         self.model_calls += 1
@@ -328,6 +331,21 @@ class MicroBatcher:
             for i, job_hits in zip(members, hits):
                 results[i] = job_hits
         return results
+
+    def _process_jointly(self, batch: list[_Job]) -> list[Any]:
+        """Score every match job's pairs in one call to an interaction model.
+
+        Such a model has no query vectors, so create_app rejects encode requests and query banks.
+        """
+        pairs, sizes = [], []
+        for job in batch:
+            half = len(job.queries) // 2
+            pairs.extend(zip(job.queries[:half], job.queries[half:]))
+            sizes.append(half)
+        scores = self.matcher.predict_proba(pairs)
+        self.model_calls += 1
+        self.jobs_done += len(batch)
+        return np.split(scores, np.cumsum(sizes)[:-1])
 
 
 def _normalize(vectors: np.ndarray) -> np.ndarray:
@@ -469,6 +487,7 @@ def create_app(matcher, bank=None, limits: ServeLimits | None = None) -> FastAPI
     """
     limits = limits or ServeLimits()
     if bank is not None:
+        require_vectors(matcher, "a query bank")
         bank.check_model(matcher)
     models = _request_models(matcher.input_format, limits)
     MatchRequest, EncodeRequest, SearchRequest = models["match"], models["encode"], models["search"]
@@ -478,7 +497,10 @@ def create_app(matcher, bank=None, limits: ServeLimits | None = None) -> FastAPI
 
     async def lifespan(app: FastAPI):
         await batcher.start()
-        await batcher.run_in_model_thread(matcher.encode, [warmup_query])
+        if has_vectors(matcher):
+            await batcher.run_in_model_thread(matcher.encode, [warmup_query])
+        else:
+            await batcher.run_in_model_thread(matcher.predict_proba, [(warmup_query, warmup_query)])
         status["ready"] = True
         logger.info("ready: %s model (%s backend), %s", matcher.input_format, type(matcher).__name__,
                     f"query bank of {len(bank)} queries" if bank is not None else "no query bank")
@@ -557,6 +579,7 @@ def create_app(matcher, bank=None, limits: ServeLimits | None = None) -> FastAPI
     async def encode(body: EncodeRequest, request: Request) -> dict:
         """Return one query vector per query; the cosine of two vectors is their similarity."""
         request.state.count = len(body.queries)
+        require_vectors(matcher, "/v1/encode")
         vectors = await batcher.submit("encode", list(body.queries), normalize=body.normalize)
         return {"dim": int(vectors.shape[1]), "normalized": body.normalize, "vectors": vectors.tolist()}
 
@@ -584,7 +607,8 @@ def create_app(matcher, bank=None, limits: ServeLimits | None = None) -> FastAPI
         if not status["ready"]:
             return JSONResponse({"status": "not ready"}, status_code=503)
         body = {"status": "ready", "input_format": matcher.input_format, "backend": type(matcher).__name__,
-                "dim": matcher.config.projection_dim,
+                "architecture": matcher.config.architecture,
+                "dim": matcher.config.projection_dim if has_vectors(matcher) else None,
                 "query_bank": bank.describe() if bank is not None else None}
         return JSONResponse(body)
 

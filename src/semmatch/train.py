@@ -48,7 +48,7 @@ from semmatch.fileio import atomic_directory, atomic_open, atomic_write_text
 from semmatch.inference import autocast, resolve_device, score_pairs
 from semmatch.matcher import Matcher, load_model_files, save_model
 from semmatch.metrics import safe_auc
-from semmatch.model import TwoTowerModel
+from semmatch.model import PairModel, build_model
 from semmatch.plots import plot_training_history, plot_validation_auc
 from semmatch.splits import Split, make_split
 from semmatch.tokenize import IdVocabulary, Vocabulary
@@ -198,7 +198,7 @@ def _validation_keys(pairs: PairSet, valid_pairs: PairSet) -> np.ndarray:
     return pair_keys(a[known], b[known], len(pairs.queries))
 
 
-def build_optimizer(model: TwoTowerModel, config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: PairModel, config: TrainConfig) -> torch.optim.Optimizer:
     """Adam with an L2 penalty on embeddings and LSTM kernels only, as the reference had, or AdamW.
 
     A Keras L2 regularizer adds l2 * sum(w ** 2) to the loss; its gradient 2 * l2 * w is what
@@ -283,7 +283,7 @@ class EpochResult:
     batches: list[np.ndarray]  # this rank's batches of pair indices
 
 
-def build_ema(model: TwoTowerModel, config: TrainConfig) -> AveragedModel | None:
+def build_ema(model: PairModel, config: TrainConfig) -> AveragedModel | None:
     """Create the exponential moving average of the weights (updated after every step), or None when it is off."""
     if not config.ema_decay:
         return None
@@ -408,7 +408,7 @@ def fit(
         raise InputError(f"--pad-to {config.pad_to} exceeds --max-len {model_config.max_len}")
     # Every rank builds the same initial weights from the seed; dropout streams then differ per rank.
     torch.manual_seed(config.seed)
-    model = TwoTowerModel(model_config).to(device)
+    model = build_model(model_config).to(device)
     torch.manual_seed(config.seed + context.rank)
     optimizer = build_optimizer(model, config)
     ema = build_ema(model, config)
