@@ -7,6 +7,7 @@ import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 
 
@@ -69,6 +70,25 @@ def test_predict_three_column_file(cli_run, sample_dir, tmp_path):
     output = tmp_path / "valid_result.txt"
     semmatch("predict", "--model", run_dir / "best", "--input", sample_dir / "valid.tsv", "--output", output)
     assert len(output.read_text().splitlines()) == 600
+
+
+def test_predict_averages_several_models(cli_run, sample_dir, tmp_path):
+    run_dir, _ = cli_run
+    outputs = {}
+    for name, models in {"best": [run_dir / "best"], "final": [run_dir / "final"],
+                         "both": [run_dir / "best", run_dir / "final"]}.items():
+        outputs[name] = tmp_path / f"{name}.txt"
+        semmatch("predict", "--model", *models, "--input", sample_dir / "valid.tsv", "--output", outputs[name])
+    best, final, both = (np.loadtxt(outputs[name]) for name in ("best", "final", "both"))
+    assert np.abs(both - (best + final) / 2).max() <= 1e-6
+
+
+def test_ensemble_of_mixed_formats_rejected(cli_run, trained_ids_model, sample_dir, tmp_path):
+    run_dir, _ = cli_run
+    result = semmatch("evaluate", "--model", run_dir / "best", trained_ids_model / "best", "--input",
+                      sample_dir / "valid.tsv", check=False)
+    assert result.returncode != 0
+    assert "the ensemble mixes input formats ['ids', 'text']" in result.stderr
 
 
 def test_evaluate_prints_metrics_and_roc(cli_run, sample_dir, tmp_path):

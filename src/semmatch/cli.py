@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipe_options(cv)
 
     predict = commands.add_parser("predict", parents=[common], help="write one match probability per input pair")
-    predict.add_argument("--model", required=True, metavar="DIR", help="model directory (e.g. OUTPUT_DIR/best)")
+    predict.add_argument("--model", required=True, nargs="+", metavar="DIR",
+                         help="model directory (e.g. OUTPUT_DIR/best); several directories average their "
+                              "probabilities, such as the fold models of semmatch cv")
     predict.add_argument("--input", required=True, metavar="FILE", help="pair file with 2 or 3 columns")
     predict.add_argument("--output", required=True, metavar="FILE", help="result file: one probability per line")
     predict.add_argument("--zip", metavar="FILE", help="also write a zip holding the result file alone (Tianchi submission)")
@@ -66,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(predict)
 
     evaluate = commands.add_parser("evaluate", parents=[common], help="score a labeled file and print metrics as JSON")
-    evaluate.add_argument("--model", required=True, metavar="DIR", help="model directory")
+    evaluate.add_argument("--model", required=True, nargs="+", metavar="DIR",
+                          help="model directory; several directories average their probabilities")
     evaluate.add_argument("--input", required=True, metavar="FILE", help="labeled pair file")
     evaluate.add_argument("--output-dir", metavar="DIR", help="also write metrics.json, roc_curve.png and predictions.tsv")
     evaluate.add_argument("--pad-to", type=int, help="pad every query to this many positions")
@@ -328,9 +331,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from semmatch.onnx_export import load_backend
     from semmatch.predict import predict_file
 
-    matcher = load_backend(args.model, args.backend, args.device, args.precision)
-    matcher.batch_size = args.batch_size
-    counts = predict_file(matcher, args.input, args.output, args.format, args.on_invalid, args.encoding,
+    matchers = [load_backend(path, args.backend, args.device, args.precision) for path in args.model]
+    for matcher in matchers:
+        matcher.batch_size = args.batch_size
+    counts = predict_file(matchers, args.input, args.output, args.format, args.on_invalid, args.encoding,
                           args.pad_to, zip_path=args.zip)
     print(json.dumps({"output": args.output, **counts}))
     return 0
@@ -340,8 +344,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from semmatch.matcher import load_model
     from semmatch.predict import evaluate_file
 
-    matcher = load_model(args.model, args.device, args.precision)
-    metrics = evaluate_file(matcher, args.input, args.format, args.encoding, args.output_dir, args.pad_to)
+    matchers = [load_model(path, args.device, args.precision) for path in args.model]
+    metrics = evaluate_file(matchers, args.input, args.format, args.encoding, args.output_dir, args.pad_to)
     print(json.dumps(metrics, indent=2))
     return 0
 

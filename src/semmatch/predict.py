@@ -1,10 +1,15 @@
-"""File-level prediction and evaluation used by the CLI (and usable from Python)."""
+"""File-level prediction and evaluation used by the CLI (and usable from Python).
+
+Both take one matcher or a list of them; a list is an ensemble whose probabilities are averaged,
+such as the fold models of `semmatch cv`.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +50,21 @@ def _input_format_for_model(matcher: Matcher, input_path: str | Path, input_form
     return matcher.input_format
 
 
+def _members(matcher: Matcher | Sequence[Matcher]) -> list[Matcher]:
+    """Return an ensemble's members (one matcher alone is a one-member ensemble), checking they read one format."""
+    members = list(matcher) if isinstance(matcher, (list, tuple)) else [matcher]
+    if not members:
+        raise InputError("no model given: pass at least one model directory")
+    formats = {member.input_format for member in members}
+    if len(formats) > 1:
+        raise InputError(f"the ensemble mixes input formats {sorted(formats)}: average models trained on one format")
+    if len(members) > 1:
+        logger.info("averaging the probabilities of %d models", len(members))
+    return members
+
+
 def predict_file(
-    matcher: Matcher,
+    matcher: Matcher | Sequence[Matcher],
     input_path: str | Path,
     output_path: str | Path,
     input_format: str = "auto",
@@ -62,22 +80,28 @@ def predict_file(
     Memory stays bounded whatever the file size: `chunk_lines` lines are read at a time, and
     vectors of queries that repeat across chunks are kept in an LRU cache of `cache_entries`.
     Output line i belongs to input pair i. With on_invalid="nan", invalid lines get `nan` in
-    their place instead of stopping the run, so no line is dropped or shifted.
+    their place instead of stopping the run, so no line is dropped or shifted. A list of matchers
+    writes the mean of their probabilities.
 
     Returns:
         counts: pairs written, invalid lines, OOV tokens.
     """
     if on_invalid not in ("error", "nan"):
         raise InputError(f"invalid on_invalid {on_invalid!r}: use error or nan")
-    input_format = _input_format_for_model(matcher, input_path, input_format, encoding)
+    members = _members(matcher)
+    input_format = _input_format_for_model(members[0], input_path, input_format, encoding)
     keep = "keep" if on_invalid == "nan" else "error"
     written = invalid = oov_total = 0
-    cache = VectorCache(cache_entries)
+    caches = [VectorCache(cache_entries) for _ in members]
     with atomic_open(output_path) as handle:
         for chunk in iter_pair_chunks(input_path, input_format, chunk_lines, keep, encoding):
-            queries, oov = matcher.encode_pairset(chunk)
-            oov_total += oov
-            probabilities = matcher.score_encoded(queries, chunk.a, chunk.b, pad_to, chunk.queries, cache)
+            probabilities = np.zeros(len(chunk.a))
+            for position, (member, cache) in enumerate(zip(members, caches)):
+                queries, oov = member.encode_pairset(chunk)
+                if position == 0:
+                    oov_total += oov  # members trained on other data may differ, so the first one's count is reported
+                probabilities += member.score_encoded(queries, chunk.a, chunk.b, pad_to, chunk.queries, cache)
+            probabilities /= len(members)
             lines = {int(line): f"{p:.6f}" for line, p in zip(chunk.line_numbers, probabilities)}
             for item in chunk.invalid_lines:
                 lines[item.line] = "nan"
@@ -92,7 +116,8 @@ def predict_file(
                        invalid - MAX_INVALID_LINE_WARNINGS, MAX_INVALID_LINE_WARNINGS)
     logger.info("wrote %d probabilities to %s (%d invalid lines as nan, %d OOV tokens)",
                 written, output_path, invalid, oov_total)
-    logger.info("query vectors: %d encoded, %d taken from the cache of repeated queries", cache.misses, cache.hits)
+    logger.info("query vectors: %d encoded, %d taken from the cache of repeated queries",
+                sum(cache.misses for cache in caches), sum(cache.hits for cache in caches))
     if zip_path is not None:
         write_submission_zip(output_path, zip_path)
     return {"pairs": written, "invalid_lines": invalid, "oov_tokens": oov_total}
@@ -108,18 +133,22 @@ def write_submission_zip(result_path: str | Path, zip_path: str | Path) -> None:
 
 
 def evaluate_file(
-    matcher: Matcher,
+    matcher: Matcher | Sequence[Matcher],
     input_path: str | Path,
     input_format: str = "auto",
     encoding: str = "utf-8",
     output_dir: str | Path | None = None,
     pad_to: int | None = None,
 ) -> dict:
-    """Score a labeled file and return AUC, log loss, accuracy and F1 (at 0.5 and best-F1 threshold)."""
-    input_format = _input_format_for_model(matcher, input_path, input_format, encoding)
+    """Score a labeled file and return AUC, log loss, accuracy and F1 (at 0.5 and best-F1 threshold).
+
+    A list of matchers is scored by the mean of their probabilities.
+    """
+    members = _members(matcher)
+    input_format = _input_format_for_model(members[0], input_path, input_format, encoding)
     # evaluate has no option to skip lines, since skipping would change the metrics silently.
     pairs = read_pairs(input_path, input_format, "required", "error", encoding, invalid_hint=None)
-    probabilities = matcher.predict_pairset(pairs, pad_to)
+    probabilities = np.mean([member.predict_pairset(pairs, pad_to) for member in members], axis=0)
     labels = pairs.labels.astype(np.int64)
     metrics = binary_metrics(labels, probabilities)
     if output_dir is not None:
