@@ -132,6 +132,10 @@ def test_service_matches_pairs_and_refuses_encoding(interaction_matcher):
         assert response.status_code == 422
         assert "interaction model" in response.json()["error"]["message"]
 
+        response = client.post("/v1/search", json={"query": "你好"})
+        assert response.status_code == 404
+        assert "--preset best_two_tower" in response.json()["error"]["message"]
+
         ready = client.get("/readyz").json()
         assert ready["architecture"] == "interaction"
         assert ready["dim"] is None

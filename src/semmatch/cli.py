@@ -404,6 +404,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     from semmatch.bank import QueryBank
     from semmatch.errors import ConfigError
+    from semmatch.matcher import require_vectors
     from semmatch.onnx_export import load_backend
     from semmatch.serving import ServeLimits, serve
 
@@ -417,6 +418,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     matcher = load_backend(args.model, args.backend, args.device, args.precision, threads=args.threads)
+    if args.index:
+        require_vectors(matcher, "serving a query bank (--index)")
     bank = QueryBank.load(args.index, matcher, threads=args.threads) if args.index else None
     serve(matcher, bank, args.host, args.port, limits)
     return 0

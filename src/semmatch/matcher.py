@@ -46,7 +46,8 @@ def require_vectors(matcher, action: str) -> None:
     """Raise InputError when `action` needs query vectors that the matcher's model does not give."""
     if not has_vectors(matcher):
         raise InputError(f"{action} needs query vectors, but this is an interaction model, which scores pairs "
-                         "jointly; use a two-tower model (one trained without --architecture interaction)")
+                         "jointly; use a two-tower model (trained with --preset best_two_tower, or without "
+                         "--architecture interaction)")
 
 
 class Matcher:

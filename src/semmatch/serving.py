@@ -502,7 +502,8 @@ def create_app(matcher, bank=None, limits: ServeLimits | None = None) -> FastAPI
         else:
             await batcher.run_in_model_thread(matcher.predict_proba, [(warmup_query, warmup_query)])
         status["ready"] = True
-        logger.info("ready: %s model (%s backend), %s", matcher.input_format, type(matcher).__name__,
+        logger.info("ready: %s %s model (%s backend), %s", matcher.input_format, matcher.config.architecture,
+                    type(matcher).__name__,
                     f"query bank of {len(bank)} queries" if bank is not None else "no query bank")
         yield
         status["ready"] = False
@@ -595,6 +596,9 @@ def create_app(matcher, bank=None, limits: ServeLimits | None = None) -> FastAPI
         @app.post("/v1/search", include_in_schema=False)
         async def search_unavailable(request: Request) -> JSONResponse:
             message = "this server has no query bank: build one with semmatch index and start the server with --index DIR"
+            if not has_vectors(matcher):
+                message = ("this server runs an interaction model, which has no query vectors to search a bank with; "
+                           "serve a two-tower model (--preset best_two_tower) with --index DIR")
             request.state.error = message
             return JSONResponse(_error_body("no_query_bank", message), status_code=404)
 

@@ -429,8 +429,9 @@ def fit(
     train_model = DistributedDataParallel(model) if context.enabled else model
 
     if context.is_main:
-        logger.info("device: %s (%s, %d CPU threads, %d processes); model parameters: %d", device, config.precision,
-                    torch.get_num_threads(), context.world_size, sum(p.numel() for p in model.parameters()))
+        logger.info("device: %s (%s, %d CPU threads, %d processes); %s model parameters: %d", device,
+                    config.precision, torch.get_num_threads(), context.world_size, model_config.architecture,
+                    sum(p.numel() for p in model.parameters()))
         effective = {"model": config_to_dict(model_config), "train": config_to_dict(config),
                      "input_format": data.input_format, **(run_info or {})}
         atomic_write_text(output_dir / "config.json", json.dumps(effective, indent=2, ensure_ascii=False) + "\n")
