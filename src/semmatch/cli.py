@@ -115,6 +115,10 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
                         help="add training pairs implied by the labeled ones, at most RATIO times the labeled count "
                              "of each class (default 0: none)")
 
+    parser.add_argument("--mlm-epochs", type=int,
+                        help="before pair training, pretrain the encoder for this many epochs to predict masked "
+                             "tokens of the training queries (default 0: off)")
+    parser.add_argument("--mlm-mask-fraction", type=float, help="share of tokens masked in pretraining (default 0.15)")
     parser.add_argument("--drop-duplicates", action="store_true", default=None, help="drop repeated pairs, logging the count")
     parser.add_argument("--skip-invalid", action="store_true", help="skip invalid lines and write them to OUTPUT_DIR/rejects.tsv")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -210,7 +214,8 @@ def _train_configs(args: argparse.Namespace):
              "num_threads": args.threads, "drop_duplicates": args.drop_duplicates, "optimizer": args.optimizer,
              "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
              "clip_grad_norm": args.clip_grad_norm, "ema_decay": args.ema_decay,
-             "augment_transitive": args.augment_transitive}
+             "augment_transitive": args.augment_transitive, "mlm_epochs": args.mlm_epochs,
+             "mlm_mask_fraction": args.mlm_mask_fraction}
     train_values.update({key: value for key, value in flags.items() if value is not None})
     model_flags = {"architecture": args.architecture, "max_len": args.max_len, "symmetric": args.symmetric,
                    "embedding_dropout": args.embedding_dropout}
@@ -225,7 +230,7 @@ def _train_configs(args: argparse.Namespace):
 FIXED_ON_RESUME = ("train", "valid", "valid_fraction", "split", "output_dir", "preset", "config", "seed", "batch_size",
                    "max_len", "lr", "patience", "device", "precision", "pad_to", "architecture", "fusion", "symmetric",
                    "embedding_dropout", "optimizer", "weight_decay", "label_smoothing", "clip_grad_norm", "ema_decay",
-                   "augment_transitive", "drop_duplicates")
+                   "augment_transitive", "mlm_epochs", "mlm_mask_fraction", "drop_duplicates")
 
 
 def _resumed_run(args: argparse.Namespace):

@@ -97,6 +97,8 @@ class TrainConfig:
     clip_grad_norm: float = 0.0  # clip the gradient's global L2 norm to this value; 0 turns it off
     ema_decay: float = 0.0  # keep an exponential moving average of the weights for validation and saving; 0: off
     augment_transitive: float = 0.0  # add implied training pairs, at most this fraction per class; 0: off
+    mlm_epochs: int = 0  # masked-language-model pretraining epochs of the encoder on the training queries; 0: off
+    mlm_mask_fraction: float = 0.15  # share of tokens masked in pretraining
 
     def __post_init__(self) -> None:
         if self.split not in ("random", "query"):
@@ -115,6 +117,10 @@ class TrainConfig:
         if self.weight_decay and self.optimizer != "adamw":
             raise ConfigError(f"weight_decay {self.weight_decay} needs optimizer 'adamw', got {self.optimizer!r} "
                               "(which applies the l2 penalty instead): set weight_decay to 0 or use adamw")
+        if self.mlm_epochs < 0:
+            raise ConfigError(f"mlm_epochs must be at least 0, got {self.mlm_epochs}")
+        if not 0.0 < self.mlm_mask_fraction < 1.0:
+            raise ConfigError(f"mlm_mask_fraction must be between 0 and 1, got {self.mlm_mask_fraction}")
         checks = {"label_smoothing": (0.0, 1.0), "ema_decay": (0.0, 1.0)}
         for name, (low, high) in checks.items():
             if not low <= getattr(self, name) < high:

@@ -43,13 +43,14 @@ from semmatch.distributed import (
     shard_batches,
     shutdown_distributed,
 )
-from semmatch.errors import InputError, TrainingError
+from semmatch.errors import ConfigError, InputError, TrainingError
 from semmatch.fileio import atomic_directory, atomic_open, atomic_write_text
 from semmatch.inference import autocast, resolve_device, score_pairs
 from semmatch.matcher import Matcher, load_model_files, save_model
 from semmatch.metrics import safe_auc
 from semmatch.model import PairModel, build_model
 from semmatch.plots import plot_training_history, plot_validation_auc
+from semmatch.pretrain import pretrain_encoder
 from semmatch.splits import Split, make_split
 from semmatch.tokenize import IdVocabulary, Vocabulary
 
@@ -411,7 +412,16 @@ def fit(
     model = build_model(model_config).to(device)
     torch.manual_seed(config.seed + context.rank)
     optimizer = build_optimizer(model, config)
-    ema = build_ema(model, config)
+    pretraining = []
+    if config.mlm_epochs and not resume:
+        # NOTE: pretraining runs in one process: under torchrun the ranks would need their own
+        # gradient synchronization for the encoder, which is not built.
+        if context.enabled:
+            raise ConfigError("--mlm-epochs is not supported under torchrun; pretrain in a single process")
+        train_queries = np.unique(np.concatenate([data.train_a, data.train_b]))
+        pretraining = pretrain_encoder(model.encoder, data.queries, train_queries, config, device,
+                                       model_config.oov_id, progress)
+    ema = build_ema(model, config)  # after pretraining, so the average starts from the pretrained weights
     # Validation, the best and final models use the averaged weights when an EMA is kept.
     eval_model = model if ema is None else ema.module
     rng = np.random.default_rng(config.seed)
@@ -474,7 +484,7 @@ def fit(
 
     barrier(context)
     metrics, probabilities = _finish(model, eval_model, data, config, output_dir, history, stopper, device, context,
-                                     run_info)
+                                     run_info, pretraining)
     shutdown_distributed(context)
     matcher = Matcher(model, data.vocabulary, device, config.precision)
     return TrainResult(matcher, history, metrics, output_dir, probabilities)
@@ -482,7 +492,7 @@ def fit(
 
 def _finish(model, eval_model, data: TrainData, config: TrainConfig, output_dir: Path, history: list[dict],
             stopper: EarlyStopping, device: torch.device, context: DistributedContext,
-            run_info: dict | None) -> tuple[dict, np.ndarray | None]:
+            run_info: dict | None, pretraining: list[dict]) -> tuple[dict, np.ndarray | None]:
     """Save final/ (from `eval_model`, the EMA when kept), restore the best weights into `model`,
     and write plots, predictions and metrics (rank 0)."""
     if context.is_main:
@@ -515,6 +525,10 @@ def _finish(model, eval_model, data: TrainData, config: TrainConfig, output_dir:
         **data.counts,
         "inputs": (run_info or {}).get("inputs", {}),
     }
+    if pretraining:  # a resumed run continues from a checkpoint taken after pretraining, so it has none
+        metrics["pretraining"] = [{key: round(value, 4) if isinstance(value, float) else value
+                                   for key, value in row.items()} for row in pretraining]
+        metrics["pretrain_seconds"] = round(sum(row["seconds"] for row in pretraining), 2)
     atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     logger.info("best validation AUC %.4f at epoch %d", stopper.best, stopper.best_epoch)
     logger.info("wrote %s: best/, final/, checkpoint/, history.csv, metrics.json, plots, validation_predictions.csv",
