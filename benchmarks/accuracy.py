@@ -10,8 +10,9 @@ configuration trains with the same seed and epoch budget:
 - on `xiaobu/pairs.tsv` with a query-disjoint 80/20 split;
 - on one query-disjoint half of `general/lcqmc_dev.tsv` and of `general/bq_dev.tsv`, scored on the other half.
 The reference and the winner also train on a stratified random 80/20 split of the Xiaobu pairs.
-With --confirm-seeds, the reference and best presets train again on query splits drawn with other
-seeds, which took no part in choosing the levers.
+Then every preset of `semmatch train --preset` is scored on the same cases (a search row with the
+same settings is reused), and with --confirm-seeds the presets train again on Xiaobu query splits
+drawn with other seeds, which took no part in choosing the levers.
 
 Runs go one at a time with two PyTorch threads (--jobs and --threads change that). Prints one JSON line per run, keeps them in
 WORK_DIR/results.json, and writes the table into docs/accuracy.md between its table markers.
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 from common import data_dir, emit
-from semmatch.config import preset_values
+from semmatch.config import PRESETS, preset_values
 
 # (name, model values, train values) added on top of the best configuration so far.
 LEVERS = [
@@ -36,9 +37,13 @@ LEVERS = [
      {"optimizer": "adamw", "weight_decay": 0.01, "clip_grad_norm": 1.0, "label_smoothing": 0.1}),
     ("+ EMA of weights 0.99", {}, {"ema_decay": 0.99}),
     ("+ transitive augmentation 0.5", {}, {"augment_transitive": 0.5}),
+    ("+ interaction model (ESIM-style cross attention)", {"architecture": "interaction"}, {}),
+    ("+ MLM pretraining of the encoder, 2 epochs", {}, {"mlm_epochs": 2}),
 ]
 TABLE_START, TABLE_END = "<!-- accuracy table start -->", "<!-- accuracy table end -->"
 CONFIRM_START, CONFIRM_END = "<!-- confirmation table start -->", "<!-- confirmation table end -->"
+PRESETS_START, PRESETS_END = "<!-- presets table start -->", "<!-- presets table end -->"
+CASE_KEYS = {"xiaobu_query": ("xiaobu", "query"), "lcqmc": ("lcqmc", "query"), "bq": ("bq", "query")}
 
 
 def run_one(job: dict) -> dict:
@@ -122,13 +127,41 @@ def table(results: list[dict], kept_levers: list[str], args: argparse.Namespace)
     return "\n".join(lines)
 
 
-def confirmation_table(rows: list[tuple[int, dict, dict]]) -> str:
-    lines = ["| split seed | `--preset reference` AUC | `--preset best` AUC | gain |", "|---|---|---|---|"]
-    for seed, reference, best in rows:
-        gain = best["best_val_auc"] - reference["best_val_auc"]
-        lines.append(f"| {seed} | {reference['best_val_auc']:.4f} ({reference['best_epoch']}) | "
-                     f"{best['best_val_auc']:.4f} ({best['best_epoch']}) | {gain:+.4f} |")
+def presets_table(rows: dict[str, dict[tuple[str, str], dict]]) -> str:
+    """Format one row per preset: AUC on each case and the change against the reference preset."""
+    reference = rows["reference"]
+    lines = ["| preset | Xiaobu query-split AUC | LCQMC half AUC | BQ half AUC |", "|---|---|---|---|"]
+    for name, runs in rows.items():
+        cells = []
+        for key in CASE_KEYS.values():
+            auc = runs[key]["best_val_auc"]
+            gain = "" if name == "reference" else f", {auc - reference[key]['best_val_auc']:+.4f}"
+            cells.append(f"{auc:.4f} ({runs[key]['best_epoch']}){gain}")
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def confirmation_table(rows: list[tuple[int, dict[str, dict]]]) -> str:
+    names = list(rows[0][1])
+    lines = ["| split seed | " + " | ".join(f"`--preset {name}` AUC" for name in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for seed, runs in rows:
+        reference = runs["reference"]["best_val_auc"]
+        cells = [f"{runs[name]['best_val_auc']:.4f} ({runs[name]['best_epoch']})"
+                 + ("" if name == "reference" else f", {runs[name]['best_val_auc'] - reference:+.4f}")
+                 for name in names]
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def find_run(results: list[dict], jobs_by_config: dict[str, dict], model: dict, train: dict,
+             key: tuple[str, str]) -> dict | None:
+    """Return a search run on case `key` whose configuration has exactly these model and train values."""
+    for record in results:
+        job = jobs_by_config.get(record["config"])
+        if job and job["model"] == model and job["train"] == train and (record["dataset"], record["split"]) == key:
+            return record
+    return None
 
 
 def write_table(markdown: str, path: Path, start: str = TABLE_START, end: str = TABLE_END) -> None:
@@ -155,9 +188,11 @@ def main() -> None:
                              "with these seeds: holdouts that took no part in choosing the levers")
     args = parser.parse_args()
     root = data_dir()
+    args.work_dir = args.work_dir.resolve()  # cached runs match however the directory is spelled
     args.work_dir.mkdir(parents=True, exist_ok=True)
 
     results: list[dict] = []
+    jobs_by_config: dict[str, dict] = {}
     kept_levers: list[str] = []
     best_model: dict = {}
     best_train: dict = {}
@@ -166,6 +201,7 @@ def main() -> None:
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         for name, model_values, train_values in candidates:
             model, train = {**best_model, **model_values}, {**best_train, **train_values}
+            jobs_by_config[name] = {"model": model, "train": train}
             cases = ("xiaobu_query", "lcqmc", "bq")
             if name == "reference":
                 cases = ("xiaobu_query", "xiaobu_random", "lcqmc", "bq")
@@ -192,17 +228,28 @@ def main() -> None:
             results.append(record)
             write_table(table(results, kept_levers, args), args.doc)
 
-        # The confirmation compares the presets users get, which can differ from the search's winner.
+        # The presets users get can differ from the search's rows, so each is scored on every case.
+        presets = [(name, *preset_values(name)) for name in ("reference", *sorted(set(PRESETS) - {"reference"}))]
+        preset_rows: dict[str, dict] = {}
+        for name, model, train in presets:
+            runs = {key: find_run(results, jobs_by_config, model, train, key) for key in CASE_KEYS.values()}
+            missing = tuple(case for case, key in CASE_KEYS.items() if runs[key] is None)
+            for record in pool.map(run_one, jobs_for(f"preset {name}", model, train, args, root, missing), chunksize=1):
+                emit(record)
+                runs[(record["dataset"], record["split"])] = record
+            preset_rows[name] = runs
+            write_table(presets_table(preset_rows), args.doc, PRESETS_START, PRESETS_END)
+
+        # The confirmation trains the presets on splits that took no part in choosing the levers.
         confirmations = []
-        presets = [(name, *preset_values(name)) for name in ("reference", "best")]
         for seed in args.confirm_seeds:
             jobs = [{**job, "seed": seed, "output_dir": str(args.work_dir / "confirm" / f"seed{seed}" / name)}
                     for name, model, train in presets
-                    for job in jobs_for(name, model, train, args, root)[:1]]
-            reference, best = pool.map(run_one, jobs, chunksize=1)
-            emit(reference)
-            emit(best)
-            confirmations.append((seed, reference, best))
+                    for job in jobs_for(name, model, train, args, root, ("xiaobu_query",))]
+            runs = pool.map(run_one, jobs, chunksize=1)
+            for record in runs:
+                emit(record)
+            confirmations.append((seed, {name: record for (name, _, _), record in zip(presets, runs)}))
             write_table(confirmation_table(confirmations), args.doc, CONFIRM_START, CONFIRM_END)
     emit({"case": "accuracy", "best_model": best_model, "best_train": best_train, "kept_levers": kept_levers})
 

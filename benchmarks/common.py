@@ -15,7 +15,7 @@ import torch
 def data_dir() -> Path:
     """Return the real data directory: SEMMATCH_DATA, or ../shared/data beside the checkout."""
     value = os.environ.get("SEMMATCH_DATA")
-    path = Path(value) if value else Path(__file__).resolve().parents[2] / "shared" / "data"
+    path = (Path(value) if value else Path(__file__).resolve().parents[2] / "shared" / "data").resolve()
     if not (path / "xiaobu" / "pairs.ids.tsv").is_file():
         sys.exit(f"real data not found in {path}; set SEMMATCH_DATA to the shared data directory")
     return path
