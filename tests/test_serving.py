@@ -284,6 +284,7 @@ class PoisonMatcher:
     def __init__(self, matcher):
         self.matcher = matcher
         self.input_format = matcher.input_format
+        self.config = matcher.config
 
     def encode(self, queries):
         if "poison" in queries:
