@@ -57,3 +57,16 @@ def test_fit_records_pretraining(sample_data, tmp_path):
 def test_invalid_pretraining_settings_rejected(values, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**values)
+
+
+def test_config_written_before_pretraining(sample_data, tmp_path, monkeypatch):
+    """A run stopped during pretraining leaves config.json, so --resume explains the missing checkpoint."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("semmatch.train.pretrain_encoder", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(sample_data, small_model_config(), TrainConfig(epochs=1, batch_size=64, mlm_epochs=1), tmp_path,
+            progress=False)
+    assert (tmp_path / "config.json").is_file()
+    assert not (tmp_path / "checkpoint").exists()

@@ -412,12 +412,21 @@ def fit(
     model = build_model(model_config).to(device)
     torch.manual_seed(config.seed + context.rank)
     optimizer = build_optimizer(model, config)
+    # config.json comes first, so a run interrupted during pretraining is recognized by --resume.
+    if context.is_main:
+        logger.info("device: %s (%s, %d CPU threads, %d processes); %s model parameters: %d", device,
+                    config.precision, torch.get_num_threads(), context.world_size, model_config.architecture,
+                    sum(p.numel() for p in model.parameters()))
+        effective = {"model": config_to_dict(model_config), "train": config_to_dict(config),
+                     "input_format": data.input_format, **(run_info or {})}
+        atomic_write_text(output_dir / "config.json", json.dumps(effective, indent=2, ensure_ascii=False) + "\n")
     pretraining = []
     if config.mlm_epochs and not resume:
         # NOTE: pretraining runs in one process: under torchrun the ranks would need their own
         # gradient synchronization for the encoder, which is not built.
         if context.enabled:
-            raise ConfigError("--mlm-epochs is not supported under torchrun; pretrain in a single process")
+            raise ConfigError("--mlm-epochs is not supported under torchrun: train the first epoch in one process, "
+                              "which pretrains before it, then continue under torchrun with --resume")
         train_queries = np.unique(np.concatenate([data.train_a, data.train_b]))
         pretraining = pretrain_encoder(model.encoder, data.queries, train_queries, config, device,
                                        model_config.oov_id, progress)
@@ -436,15 +445,9 @@ def fit(
         rng.bit_generator.state = saved["numpy_rng"]
         logger.info("resuming from %s after epoch %d (best val_auc %.4f at epoch %d)",
                     checkpoint_dir, len(history), stopper.best, stopper.best_epoch)
+        if config.mlm_epochs:
+            logger.info("the encoder was pretrained before epoch 1, so resuming does not pretrain again")
     train_model = DistributedDataParallel(model) if context.enabled else model
-
-    if context.is_main:
-        logger.info("device: %s (%s, %d CPU threads, %d processes); %s model parameters: %d", device,
-                    config.precision, torch.get_num_threads(), context.world_size, model_config.architecture,
-                    sum(p.numel() for p in model.parameters()))
-        effective = {"model": config_to_dict(model_config), "train": config_to_dict(config),
-                     "input_format": data.input_format, **(run_info or {})}
-        atomic_write_text(output_dir / "config.json", json.dumps(effective, indent=2, ensure_ascii=False) + "\n")
 
     train_pairs = len(data.train_a)
     stopped_early = bool(history) and stopper.should_stop
