@@ -43,7 +43,8 @@ def pretrain_encoder(encoder: QueryEncoder, queries: EncodedQueries, indices: np
     """
     width = encoder.norm.normalized_shape[0]
     head = nn.Linear(width, encoder.token_embedding.embedding_dim).to(device)
-    optimizer = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=config.lr, weight_decay=0.0)
+    parameters = [*encoder.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=0.0)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     max_len = encoder.config.max_len
@@ -70,7 +71,7 @@ def pretrain_encoder(encoder: QueryEncoder, queries: EncodedQueries, indices: np
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad_norm:
-                torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.clip_grad_norm)
+                torch.nn.utils.clip_grad_norm_(parameters, config.clip_grad_norm)
             optimizer.step()
             count = int(masked.sum())
             total_loss += loss.item() * count
