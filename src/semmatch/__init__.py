@@ -1,4 +1,4 @@
-"""semmatch: short-text semantic matching with a two-tower encoder.
+"""semmatch: short-text semantic matching with two-tower and interaction models.
 
     >>> import semmatch
     >>> matcher = semmatch.load_model("runs/demo/best")

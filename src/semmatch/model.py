@@ -95,9 +95,9 @@ class TwoTowerModel(nn.Module):
 class CrossAttention(nn.Module):
     """ESIM-style local inference between two queries' token states.
 
-    Each token is softly aligned with the other query's tokens (scaled dot-product attention
-    over that query's real tokens only), then enhanced with [x, aligned, x - aligned,
-    x * aligned] and projected back to the state width.
+    Each token is softly aligned with the other query's real tokens by scaled dot-product
+    attention. The features [x, aligned, x - aligned, x * aligned] are then projected back to the
+    state width.
     """
 
     def __init__(self, width: int):
